@@ -1,0 +1,153 @@
+"""Django settings for mpesa_site: the only module that reads the environment.
+
+Values come from the process environment, or from a `.env` file beside manage.py when present.
+Every variable is listed, with a comment, in `.env.example`.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+# A development key is only acceptable while DEBUG is on; a deployment must bring its own.
+_DEV_SECRET_KEY = "django-insecure-development-only-key-do-not-deploy"
+_PLACEHOLDER_SECRET_KEYS = {"", "change-me", "changeme", "replace-me", _DEV_SECRET_KEY}
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if SECRET_KEY in _PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith("django-insecure"):
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is missing or a placeholder while DJANGO_DEBUG is off. Set it to "
+            'a long random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(50))"'
+        )
+    SECRET_KEY = SECRET_KEY or _DEV_SECRET_KEY
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "payments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mpesa_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "mpesa_site.wsgi.application"
+ASGI_APPLICATION = "mpesa_site.asgi.application"
+
+# An empty value means the default: a SQLite file beside manage.py, whatever the working directory.
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    )
+}
+# Callback views store the raw body before processing, so requests are not wrapped in one
+# transaction: services open the short transactions they need.
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+
+CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "locmemcache://")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "Africa/Nairobi"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Deployment hardening: on unless DEBUG. Behind a TLS-terminating proxy, set
+# DJANGO_SECURE_PROXY_SSL_HEADER=true so Django trusts X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def _http_timeout(raw: str) -> tuple[float, float]:
+    """MPESA_HTTP_TIMEOUT is "READ" or "CONNECT,READ" in seconds."""
+    parts = [float(p) for p in raw.split(",") if p.strip()]
+    if len(parts) == 1:
+        return (min(5.0, parts[0]), parts[0])
+    if len(parts) == 2:
+        return (parts[0], parts[1])
+    raise ImproperlyConfigured('MPESA_HTTP_TIMEOUT must be "READ" or "CONNECT,READ" seconds')
+
+
+PAYMENTS = {
+    "ENVIRONMENT": env.str("MPESA_ENVIRONMENT", default="sandbox"),
+    "BASE_URL": env.str("MPESA_BASE_URL", default=""),
+    "CONSUMER_KEY": env.str("MPESA_CONSUMER_KEY", default=""),
+    "CONSUMER_SECRET": env.str("MPESA_CONSUMER_SECRET", default=""),
+    "SHORTCODE": env.str("MPESA_SHORTCODE", default=""),
+    "PASSKEY": env.str("MPESA_PASSKEY", default=""),
+    "STK_TRANSACTION_TYPE": env.str("MPESA_STK_TRANSACTION_TYPE", default="CustomerPayBillOnline"),
+    "TILL_NUMBER": env.str("MPESA_TILL_NUMBER", default=""),
+    "B2C_SHORTCODE": env.str("MPESA_B2C_SHORTCODE", default=""),
+    "INITIATOR_NAME": env.str("MPESA_INITIATOR_NAME", default=""),
+    "INITIATOR_PASSWORD": env.str("MPESA_INITIATOR_PASSWORD", default=""),
+    "CERTIFICATE_PATH": env.str("MPESA_CERTIFICATE_PATH", default=""),
+    "SECURITY_CREDENTIAL": env.str("MPESA_SECURITY_CREDENTIAL", default=""),
+    "CALLBACK_BASE_URL": env.str("MPESA_CALLBACK_BASE_URL", default=""),
+    "CALLBACK_SECRET": env.str("MPESA_CALLBACK_SECRET", default=""),
+    "HTTP_TIMEOUT": _http_timeout(env.str("MPESA_HTTP_TIMEOUT", default="5,30")),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,111 @@
+"""The app's settings object: ``settings.PAYMENTS`` merged over ``DEFAULTS``.
+
+Read values as attributes of ``payments_settings`` (``payments_settings.SHORTCODE``). The object
+reloads itself when a test changes ``PAYMENTS`` with ``override_settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+ENVIRONMENTS = ("sandbox", "production")
+STK_TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
+
+DEFAULTS: dict[str, Any] = {
+    # "sandbox" or "production"; picks Daraja's base URL unless BASE_URL overrides it.
+    "ENVIRONMENT": "sandbox",
+    # Any Daraja-compatible server; plain http only for loopback hosts.
+    "BASE_URL": "",
+    "CONSUMER_KEY": "",
+    "CONSUMER_SECRET": "",
+    # PayBill number, or for Buy Goods the store / head-office number (API.md §2.1).
+    "SHORTCODE": "",
+    "PASSKEY": "",
+    "STK_TRANSACTION_TYPE": "CustomerPayBillOnline",
+    "TILL_NUMBER": "",
+    "B2C_SHORTCODE": "",
+    "INITIATOR_NAME": "",
+    "INITIATOR_PASSWORD": "",
+    "CERTIFICATE_PATH": "",
+    # A pre-computed SecurityCredential; wins over INITIATOR_PASSWORD + CERTIFICATE_PATH.
+    "SECURITY_CREDENTIAL": "",
+    # Public https origin Daraja calls back, e.g. "https://pay.example.co.ke".
+    "CALLBACK_BASE_URL": "",
+    "CALLBACK_SECRET": "",
+    # (connect, read) seconds for every Daraja call.
+    "HTTP_TIMEOUT": (5.0, 30.0),
+    # Extra attempts for operations that are safe to repeat (queries, OAuth).
+    "HTTP_MAX_RETRIES": 2,
+    # Refresh the OAuth token this many seconds before Daraja says it expires.
+    "TOKEN_EXPIRY_MARGIN": 120,
+    # The Django cache shared by all processes for the OAuth token and its refresh lock.
+    "TOKEN_CACHE_ALIAS": "default",
+}
+
+# Values that tell a human left a template untouched; treated as missing.
+PLACEHOLDER_VALUES = frozenset({"replace-me", "changeme", "change-me", "xxx", "todo"})
+
+# Settings each operation needs, by name, so one error can list every missing value at once.
+REQUIRED_FOR_STK = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "PASSKEY", "CALLBACK_BASE_URL")
+
+
+def is_missing(value: Any) -> bool:
+    """True for an unset value or an untouched placeholder from .env.example."""
+    if value is None:
+        return True
+    text = str(value).strip()
+    return not text or text.lower() in PLACEHOLDER_VALUES
+
+
+class PaymentsSettings:
+    """Attribute access to the merged settings, cached until ``reload()``."""
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self.defaults = defaults
+        self._cache: dict[str, Any] | None = None
+
+    @property
+    def _merged(self) -> dict[str, Any]:
+        if self._cache is None:
+            user = getattr(settings, "PAYMENTS", {}) or {}
+            unknown = sorted(set(user) - set(self.defaults))
+            if unknown:
+                raise ImproperlyConfigured(f"Unknown PAYMENTS settings: {', '.join(unknown)}")
+            self._cache = {**self.defaults, **user}
+        return self._cache
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.defaults:
+            raise AttributeError(f"Invalid PAYMENTS setting: {name!r}")
+        return self._merged[name]
+
+    def missing(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        """The names among ``names`` that are unset or placeholders."""
+        return [name for name in names if is_missing(getattr(self, name))]
+
+    def require(self, names: tuple[str, ...] | list[str]) -> None:
+        """Raise one ImproperlyConfigured that names every missing setting."""
+        missing = self.missing(names)
+        if missing:
+            raise ImproperlyConfigured(
+                "Missing M-Pesa settings: "
+                + ", ".join(f"PAYMENTS['{n}'] (env MPESA_{n})" for n in missing)
+            )
+
+    def reload(self) -> None:
+        self._cache = None
+
+
+payments_settings = PaymentsSettings(DEFAULTS)
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PAYMENTS":
+        payments_settings.reload()
+
+
+setting_changed.connect(_reload_on_change)
