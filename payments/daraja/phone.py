@@ -1,0 +1,48 @@
+"""Kenyan mobile numbers: one normaliser to Daraja's 2547XXXXXXXX / 2541XXXXXXXX, and a mask."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidPhoneNumberError
+
+ACCEPTED_FORMS = (
+    "07XXXXXXXX, 01XXXXXXXX, 7XXXXXXXX, 1XXXXXXXX, 2547XXXXXXXX, 2541XXXXXXXX, "
+    "+2547XXXXXXXX or +2541XXXXXXXX (spaces, dashes and brackets allowed)"
+)
+# The rejected value is not echoed back: error messages end up in logs.
+INVALID_PHONE_MESSAGE = f"not a Kenyan mobile number. Accepted forms: {ACCEPTED_FORMS}."
+_SEPARATORS = re.compile(r"[\s\-().]")
+_MSISDN = re.compile(r"254[17]\d{8}")
+
+
+def normalize_phone_number(raw: str | int, *, field: str = "phone_number") -> str:
+    """Return ``2547XXXXXXXX`` or ``2541XXXXXXXX``; raise InvalidPhoneNumberError otherwise.
+
+    Only separators are stripped: letters or other symbols make the number invalid rather than
+    being silently dropped, so a typo is reported instead of charging the wrong line.
+    """
+    text = _SEPARATORS.sub("", str(raw).strip())
+    if text.startswith("+"):
+        text = text[1:]
+        if not text.startswith("254"):
+            raise InvalidPhoneNumberError(field, INVALID_PHONE_MESSAGE)
+    if not text.isdigit():
+        raise InvalidPhoneNumberError(field, INVALID_PHONE_MESSAGE)
+    if len(text) == 10 and text[0] == "0":
+        text = "254" + text[1:]
+    elif len(text) == 9 and text[0] in "17":
+        text = "254" + text
+    if not _MSISDN.fullmatch(text):
+        raise InvalidPhoneNumberError(field, INVALID_PHONE_MESSAGE)
+    return text
+
+
+def mask_phone_number(value: str | None) -> str:
+    """``2547******49``: enough to tell numbers apart in logs, not enough to call them."""
+    if not value:
+        return ""
+    text = str(value)
+    if len(text) <= 6:
+        return "*" * len(text)
+    return text[:4] + "*" * (len(text) - 6) + text[-2:]

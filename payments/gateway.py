@@ -1,0 +1,95 @@
+"""The one seam between the app and Daraja: settings -> DarajaConfig -> a shared DarajaClient.
+
+The client's OAuth token lives in Django's cache, so every process and worker shares one token
+and one refresh lock (with Redis as the cache, across hosts too).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.core.cache import caches
+from django.core.signals import setting_changed
+
+from payments.conf import payments_settings
+from payments.daraja.client import DarajaClient
+from payments.daraja.config import DarajaConfig
+
+_client: DarajaClient | None = None
+_client_lock = threading.Lock()
+
+
+class DjangoCacheTokenStore:
+    """TokenStore backed by a Django cache alias."""
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+
+    @property
+    def _cache(self):
+        return caches[self.alias]
+
+    def get(self, key: str) -> str | None:
+        return self._cache.get(key)
+
+    def set(self, key: str, value: str, timeout: float) -> None:
+        self._cache.set(key, value, timeout=timeout)
+
+    def add(self, key: str, value: str, timeout: float) -> bool:
+        return bool(self._cache.add(key, value, timeout=timeout))
+
+    def delete(self, key: str) -> None:
+        self._cache.delete(key)
+
+
+def daraja_config() -> DarajaConfig:
+    """The client configuration built from ``payments_settings``."""
+    s = payments_settings
+    connect_timeout, read_timeout = s.HTTP_TIMEOUT
+    return DarajaConfig(
+        consumer_key=s.CONSUMER_KEY,
+        consumer_secret=s.CONSUMER_SECRET,
+        environment=s.ENVIRONMENT,
+        base_url=s.BASE_URL,
+        shortcode=str(s.SHORTCODE),
+        passkey=s.PASSKEY,
+        stk_transaction_type=s.STK_TRANSACTION_TYPE,
+        till_number=str(s.TILL_NUMBER),
+        b2c_shortcode=str(s.B2C_SHORTCODE),
+        initiator_name=s.INITIATOR_NAME,
+        initiator_password=s.INITIATOR_PASSWORD,
+        certificate_path=str(s.CERTIFICATE_PATH),
+        security_credential=s.SECURITY_CREDENTIAL,
+        connect_timeout=float(connect_timeout),
+        read_timeout=float(read_timeout),
+        max_retries=int(s.HTTP_MAX_RETRIES),
+        token_expiry_margin=int(s.TOKEN_EXPIRY_MARGIN),
+    )
+
+
+def get_daraja_client() -> DarajaClient:
+    """The process's DarajaClient, built on first use and rebuilt when PAYMENTS changes."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            payments_settings.require(("CONSUMER_KEY", "CONSUMER_SECRET"))
+            _client = DarajaClient(
+                daraja_config(),
+                token_store=DjangoCacheTokenStore(payments_settings.TOKEN_CACHE_ALIAS),
+            )
+        return _client
+
+
+def reset_daraja_client() -> None:
+    global _client
+    with _client_lock:
+        _client = None
+
+
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("PAYMENTS", "CACHES"):
+        reset_daraja_client()
+
+
+setting_changed.connect(_reset_on_change)
