@@ -17,7 +17,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 # A development key is only acceptable while DEBUG is on; a deployment must bring its own.
-_DEV_SECRET_KEY = "django-insecure-development-only-key-do-not-deploy"
+_DEV_SECRET_KEY = "django-insecure-development-only-key-do-not-deploy"  # noqa: S105 (DEBUG only)
 _PLACEHOLDER_SECRET_KEYS = {"", "change-me", "changeme", "replace-me", _DEV_SECRET_KEY}
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if SECRET_KEY in _PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith("django-insecure"):
