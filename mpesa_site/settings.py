@@ -83,7 +83,7 @@ DATABASES = {
 # Callback views store the raw body before processing, so requests are not wrapped in one
 # transaction: services open the short transactions they need.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+DATABASES["default"]["CONN_MAX_AGE"] = int(env.str("DATABASE_CONN_MAX_AGE", default="") or 0)
 
 CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "locmemcache://")}
 
@@ -104,11 +104,18 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Deployment hardening: on unless DEBUG. Behind a TLS-terminating proxy, set
-# DJANGO_SECURE_PROXY_SSL_HEADER=true so Django trusts X-Forwarded-Proto.
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# DJANGO_SECURE_PROXY_SSL_HEADER=true so Django trusts X-Forwarded-Proto. An empty value keeps
+# the default, so .env.example can list these without deciding them.
+SECURE_SSL_REDIRECT = (
+    env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+    if env.str("DJANGO_SECURE_SSL_REDIRECT", default="")
+    else not DEBUG
+)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_SECONDS = int(
+    env.str("DJANGO_SECURE_HSTS_SECONDS", default="") or (0 if DEBUG else 31536000)
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
@@ -149,5 +156,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="") or "INFO"},
 }
