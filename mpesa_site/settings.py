@@ -31,6 +31,8 @@ if SECRET_KEY in _PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith("django-insec
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+# Browsers (the Flutter web build) may call the API; nothing else needs CORS.
+CORS_URLS_REGEX = r"^/api/.*$"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -40,6 +42,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "payments",
 ]
 
@@ -122,6 +129,33 @@ if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
+REST_FRAMEWORK = {
+    # Token first: an anonymous request then gets 401 with WWW-Authenticate, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "payments.api.exceptions.api_exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "M-Pesa payments API",
+    "DESCRIPTION": "STK Push, payment status and transaction history for the mobile app. "
+    "Authenticate with `Authorization: Token <key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["payments.api.schema.document_paths_without_trailing_slash"],
+}
+
+
 def _http_timeout(raw: str) -> tuple[float, float]:
     """MPESA_HTTP_TIMEOUT is "READ" or "CONNECT,READ" in seconds."""
     parts = [float(p) for p in raw.split(",") if p.strip()]
@@ -149,6 +183,8 @@ PAYMENTS = {
     "CALLBACK_BASE_URL": env.str("MPESA_CALLBACK_BASE_URL", default=""),
     "CALLBACK_SECRET": env.str("MPESA_CALLBACK_SECRET", default=""),
     "HTTP_TIMEOUT": _http_timeout(env.str("MPESA_HTTP_TIMEOUT", default="5,30")),
+    "STK_RATE_PER_PHONE": env.str("MPESA_STK_RATE_PER_PHONE", default="") or "5/min",
+    "STK_RATE_PER_USER": env.str("MPESA_STK_RATE_PER_USER", default="") or "30/min",
 }
 
 LOGGING = {

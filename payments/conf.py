@@ -44,6 +44,18 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN_EXPIRY_MARGIN": 120,
     # The Django cache shared by all processes for the OAuth token and its refresh lock.
     "TOKEN_CACHE_ALIAS": "default",
+    # STK Push amounts, whole shillings (API.md §2.1).
+    "STK_MIN_AMOUNT": 1,
+    "STK_MAX_AMOUNT": 250_000,
+    # The status endpoint queries Daraja for a push still pending after this many seconds...
+    "STK_QUERY_AFTER": 30,
+    # ...and at most once per this many seconds, across all processes.
+    "STK_QUERY_INTERVAL": 15,
+    # DRF throttle rates for starting STK Pushes.
+    "STK_RATE_PER_PHONE": "5/min",
+    "STK_RATE_PER_USER": "30/min",
+    # How long an Idempotency-Key and its stored response are kept, in seconds.
+    "IDEMPOTENCY_KEY_TTL": 24 * 60 * 60,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

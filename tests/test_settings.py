@@ -43,6 +43,8 @@ DOCUMENTED_VARIABLES = (
     "MPESA_CALLBACK_BASE_URL",
     "MPESA_CALLBACK_SECRET",
     "MPESA_HTTP_TIMEOUT",
+    "MPESA_STK_RATE_PER_PHONE",
+    "MPESA_STK_RATE_PER_USER",
     # deployment tuning beyond the list
     "DJANGO_LOG_LEVEL",
     "DJANGO_SECURE_SSL_REDIRECT",
@@ -96,6 +98,8 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "MPESA_CALLBACK_BASE_URL": "",
             "MPESA_CALLBACK_SECRET": "",
             "MPESA_HTTP_TIMEOUT": "5,30",
+            "MPESA_STK_RATE_PER_PHONE": "5/min",
+            "MPESA_STK_RATE_PER_USER": "30/min",
         }
     )
     return env

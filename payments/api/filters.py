@@ -1,0 +1,42 @@
+"""Filters and search for the transaction history."""
+
+from __future__ import annotations
+
+import django_filters
+from rest_framework.filters import SearchFilter
+
+from payments.daraja.errors import InvalidPhoneNumberError
+from payments.daraja.phone import normalize_phone_number
+from payments.enums import TransactionStatus, TransactionType
+from payments.models import Transaction
+
+
+def _normalized_or_same(value: str) -> str:
+    try:
+        return normalize_phone_number(value)
+    except InvalidPhoneNumberError:
+        return value.strip()
+
+
+class TransactionFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=TransactionStatus.choices)
+    transaction_type = django_filters.ChoiceFilter(choices=TransactionType.choices)
+    phone_number = django_filters.CharFilter(
+        method="filter_phone_number", help_text="Any accepted form: 07…, 2547…, +254…"
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Transaction
+        fields = ("status", "transaction_type", "phone_number", "created_after", "created_before")
+
+    def filter_phone_number(self, queryset, name, value):
+        return queryset.filter(phone_number=_normalized_or_same(value))
+
+
+class TransactionSearchFilter(SearchFilter):
+    """Search receipt, account reference and phone; a phone in any form finds its number."""
+
+    def get_search_terms(self, request):
+        return [_normalized_or_same(term) for term in super().get_search_terms(request)]

@@ -1,0 +1,84 @@
+"""Request and response shapes of the API. No service calls here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from payments.models import Transaction
+
+# Metadata keys safe to show the owner of a transaction: no callback URLs, no raw bodies.
+SAFE_METADATA_KEYS = ("customer_message",)
+
+
+class StkPushRequestSerializer(serializers.Serializer):
+    phone_number = serializers.CharField(
+        max_length=32, help_text="Kenyan mobile number: 07…, 01…, 2547…, 2541… or +254…"
+    )
+    amount = serializers.IntegerField(help_text="Whole shillings, 1 to 250000.")
+    account_reference = serializers.CharField(
+        max_length=64, help_text="Shown in the M-Pesa prompt; 1 to 12 letters, digits, spaces, -."
+    )
+    transaction_desc = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    message = serializers.CharField(
+        source="customer_message", read_only=True, help_text="One sentence for the customer."
+    )
+    metadata = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Transaction
+        fields = (
+            "id",
+            "transaction_type",
+            "status",
+            "message",
+            "mpesa_receipt_number",
+            "phone_number",
+            "amount",
+            "account_reference",
+            "transaction_desc",
+            "merchant_request_id",
+            "checkout_request_id",
+            "result_code",
+            "result_desc",
+            "transaction_date",
+            "created_at",
+            "metadata",
+        )
+        read_only_fields = fields
+
+    def get_metadata(self, obj: Transaction) -> dict[str, Any]:
+        return {key: obj.metadata[key] for key in SAFE_METADATA_KEYS if key in obj.metadata}
+
+
+class StkPushResultSerializer(TransactionSerializer):
+    customer_message = serializers.SerializerMethodField()
+
+    class Meta(TransactionSerializer.Meta):
+        fields = (*TransactionSerializer.Meta.fields, "customer_message")
+        read_only_fields = fields
+
+    def get_customer_message(self, obj: Transaction) -> str:
+        return obj.metadata.get("customer_message") or obj.customer_message
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error the API answers has this shape."""
+
+    code = serializers.CharField(help_text="Stable machine-readable code.")
+    detail = serializers.CharField(help_text="A sentence for a developer or a user.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For code 'invalid': the messages of each offending field, by field name.",
+    )
+
+
+class StkPushFailedSerializer(ErrorSerializer):
+    transaction = StkPushResultSerializer(help_text="The transaction, stored as failed.")

@@ -1,0 +1,128 @@
+"""The ledger's vocabulary: transaction types and statuses, callback kinds and outcomes, and the
+one closed table from Daraja result codes to statuses and customer messages."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import models
+
+logger = logging.getLogger(__name__)
+
+
+class TransactionType(models.TextChoices):
+    STK_PUSH = "STK_PUSH", "STK Push"
+    C2B = "C2B", "C2B payment"
+    B2C = "B2C", "B2C payout"
+    REVERSAL = "REVERSAL", "Reversal"
+
+
+class TransactionStatus(models.TextChoices):
+    """Part of the contract with the mobile app: values never change meaning."""
+
+    PENDING = "pending", "Pending"  # Daraja accepted the request; awaiting the result
+    UNKNOWN = "unknown", "Unknown"  # our request's fate is not known yet
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMEOUT = "timeout", "Timed out"
+    REVERSED = "reversed", "Reversed"
+
+
+S = TransactionStatus
+
+# Where each status may go. A final status never changes, except success -> reversed; a late
+# genuine result can still settle unknown or timeout. Nothing else is allowed.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.PENDING, S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT}),
+    S.TIMEOUT: frozenset({S.SUCCESS, S.FAILED, S.CANCELLED}),
+    S.SUCCESS: frozenset({S.REVERSED}),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REVERSED: frozenset(),
+}
+
+# Statuses at which a client stops polling.
+FINAL_STATUSES = frozenset({S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED})
+
+
+def can_transition(current: str, new: str) -> bool:
+    return new in ALLOWED_TRANSITIONS[current]
+
+
+class CallbackKind(models.TextChoices):
+    STK = "stk", "STK Push result"
+
+
+class CallbackOutcome(models.TextChoices):
+    RECEIVED = "received", "Received"  # stored, not processed yet
+    PROCESSED = "processed", "Processed"
+    DUPLICATE = "duplicate", "Duplicate"
+    UNMATCHED = "unmatched", "Unmatched"
+    REJECTED = "rejected", "Rejected"
+    ERROR = "error", "Error"
+
+
+@dataclass(frozen=True)
+class ResultOutcome:
+    status: str
+    message: str
+
+
+# STK result codes (API.md §2.4). Closed: a code not listed is a failure, logged as a warning.
+STK_RESULT_OUTCOMES: dict[str, ResultOutcome] = {
+    "0": ResultOutcome(S.SUCCESS, "Payment received. Thank you."),
+    "1": ResultOutcome(S.FAILED, "Your M-Pesa balance is not enough for this payment."),
+    "2": ResultOutcome(S.FAILED, "The amount is below the M-Pesa minimum."),
+    "3": ResultOutcome(S.FAILED, "The amount is above the M-Pesa maximum for one payment."),
+    "4": ResultOutcome(S.FAILED, "This payment would pass your daily M-Pesa limit."),
+    "8": ResultOutcome(S.FAILED, "The receiving account cannot take this amount."),
+    "17": ResultOutcome(
+        S.FAILED, "A payment of the same amount was just made. Wait two minutes and try again."
+    ),
+    "26": ResultOutcome(S.FAILED, "M-Pesa is busy. Please try again in a few minutes."),
+    "1001": ResultOutcome(
+        S.FAILED, "Another M-Pesa payment is in progress on your phone. Try again shortly."
+    ),
+    "1019": ResultOutcome(S.TIMEOUT, "The M-Pesa prompt expired before it was answered."),
+    "1025": ResultOutcome(S.FAILED, "M-Pesa could not send the prompt. Please try again."),
+    "1031": ResultOutcome(S.CANCELLED, "You cancelled the M-Pesa prompt."),
+    "1032": ResultOutcome(S.CANCELLED, "You cancelled the M-Pesa prompt."),
+    "1036": ResultOutcome(S.TIMEOUT, "M-Pesa could not reach your phone. Please try again."),
+    "1037": ResultOutcome(
+        S.TIMEOUT, "M-Pesa could not reach your phone in time. Check it is on and try again."
+    ),
+    "2001": ResultOutcome(S.FAILED, "The M-Pesa PIN entered was wrong."),
+    "2028": ResultOutcome(S.FAILED, "This payment is not allowed for this till or paybill."),
+    "8006": ResultOutcome(S.FAILED, "Your M-Pesa PIN is locked. Contact Safaricom to unlock it."),
+    "9999": ResultOutcome(S.FAILED, "M-Pesa could not send the prompt. Please try again."),
+    "SFC_IC0003": ResultOutcome(S.FAILED, "This payment is not allowed for this till or paybill."),
+}
+UNKNOWN_RESULT_OUTCOME = ResultOutcome(S.FAILED, "The M-Pesa payment did not go through.")
+
+
+def stk_result_outcome(result_code: str) -> ResultOutcome:
+    """The status and customer message for an STK result code; unknown codes fail loudly."""
+    outcome = STK_RESULT_OUTCOMES.get(str(result_code).strip())
+    if outcome is None:
+        logger.warning(
+            "unclassified STK result code %s treated as failed",
+            result_code,
+            extra={"result_code": result_code},
+        )
+        return UNKNOWN_RESULT_OUTCOME
+    return outcome
+
+
+# What the customer reads while a transaction has no result code to explain it.
+STATUS_MESSAGES: dict[str, str] = {
+    S.PENDING: "Check your phone and enter your M-Pesa PIN to pay.",
+    S.UNKNOWN: "We are confirming your payment with M-Pesa. Please wait.",
+    S.SUCCESS: "Payment received. Thank you.",
+    S.FAILED: "The M-Pesa payment did not go through.",
+    S.CANCELLED: "You cancelled the M-Pesa prompt.",
+    S.TIMEOUT: "The M-Pesa prompt was not answered in time.",
+    S.REVERSED: "This payment was refunded to your M-Pesa.",
+}

@@ -1,0 +1,179 @@
+"""The ledger: transactions, the raw callbacks Daraja sent us, and idempotency keys.
+
+Models hold fields, constraints and the guarded status transition; no I/O.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from payments.enums import (
+    FINAL_STATUSES,
+    STATUS_MESSAGES,
+    CallbackKind,
+    CallbackOutcome,
+    TransactionStatus,
+    TransactionType,
+    can_transition,
+    stk_result_outcome,
+)
+from payments.exceptions import InvalidTransitionError
+
+# A result code explains the outcome, except while awaiting it or after a refund.
+STATUSES_WITHOUT_RESULT_MESSAGE = frozenset(
+    {TransactionStatus.PENDING, TransactionStatus.UNKNOWN, TransactionStatus.REVERSED}
+)
+
+
+def new_callback_token() -> str:
+    """An unguessable token for a callback URL: Daraja signs nothing, so the URL is the secret."""
+    return secrets.token_hex(24)
+
+
+class Transaction(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    transaction_type = models.CharField(max_length=16, choices=TransactionType.choices)
+    status = models.CharField(
+        max_length=16, choices=TransactionStatus.choices, default=TransactionStatus.UNKNOWN
+    )
+    phone_number = models.CharField(max_length=20, blank=True)
+    amount = models.PositiveIntegerField(help_text="Whole Kenyan shillings.")
+    account_reference = models.CharField(max_length=20, blank=True)
+    transaction_desc = models.CharField(max_length=100, blank=True)
+    merchant_request_id = models.CharField(max_length=64, blank=True)
+    # NULL (not "") when unset, so that the unique constraints apply only to real ids.
+    checkout_request_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    conversation_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    originator_conversation_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    mpesa_receipt_number = models.CharField(max_length=20, blank=True)
+    result_code = models.CharField(max_length=20, blank=True)
+    result_desc = models.CharField(max_length=255, blank=True)
+    transaction_date = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    environment = models.CharField(max_length=16)
+    shortcode = models.CharField(max_length=16, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mpesa_transactions",
+    )
+    callback_token = models.CharField(
+        max_length=64, unique=True, default=new_callback_token, editable=False
+    )
+    needs_review = models.BooleanField(default=False)
+    review_reason = models.CharField(max_length=255, blank=True)
+    last_queried_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "mpesa_transactions"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="mpesa_txn_status_created"),
+            models.Index(fields=["transaction_type", "created_at"], name="mpesa_txn_type_created"),
+            models.Index(fields=["phone_number", "created_at"], name="mpesa_txn_phone_created"),
+            models.Index(fields=["user", "created_at"], name="mpesa_txn_user_created"),
+            models.Index(fields=["created_at"], name="mpesa_txn_created"),
+            models.Index(fields=["mpesa_receipt_number"], name="mpesa_txn_receipt"),
+            models.Index(fields=["account_reference"], name="mpesa_txn_account_ref"),
+            models.Index(fields=["needs_review", "created_at"], name="mpesa_txn_review_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=TransactionStatus.values),
+                name="mpesa_txn_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_transaction_type_display()} {self.amount} KES ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def customer_message(self) -> str:
+        """One short sentence a customer understands, from the result code or the status."""
+        explained_by_code = (
+            self.transaction_type == TransactionType.STK_PUSH
+            and self.result_code
+            and self.status not in STATUSES_WITHOUT_RESULT_MESSAGE
+        )
+        if explained_by_code:
+            return stk_result_outcome(self.result_code).message
+        return STATUS_MESSAGES[self.status]
+
+    def can_transition_to(self, status: str) -> bool:
+        return can_transition(self.status, status)
+
+    def transition_to(self, status: str) -> None:
+        """Change the status in memory, refusing any move the transition table forbids."""
+        if not self.can_transition_to(status):
+            raise InvalidTransitionError(self.status, status)
+        self.status = status
+
+    def flag_for_review(self, reason: str) -> None:
+        self.needs_review = True
+        self.review_reason = reason[:255]
+
+
+class CallbackEvent(models.Model):
+    """A body Daraja posted to us, stored raw before anything else happens to it."""
+
+    kind = models.CharField(max_length=16, choices=CallbackKind.choices)
+    token = models.CharField(max_length=64, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True, help_text="Exactly as received, even when not JSON.")
+    outcome = models.CharField(
+        max_length=16,
+        choices=CallbackOutcome.choices,
+        default=CallbackOutcome.RECEIVED,
+        db_index=True,
+    )
+    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="callback_events",
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["kind", "outcome"], name="mpesa_cb_kind_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} callback {self.pk} ({self.outcome})"
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a POST carrying an Idempotency-Key, replayed for repeats."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body: Any = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="mpesa_idempotency_user_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"Idempotency key {self.key!r}"

@@ -1,0 +1,1 @@
+"""Write-side use cases: the only code that calls Daraja (through ``payments.gateway``)."""

@@ -1,0 +1,276 @@
+"""STK Push: start a payment, learn its result from a callback or a query, settle it once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction as db_transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from payments.conf import REQUIRED_FOR_STK, payments_settings
+from payments.daraja.client import DarajaClient
+from payments.daraja.errors import (
+    DarajaConfigurationError,
+    DarajaError,
+    InvalidFieldError,
+)
+from payments.daraja.phone import mask_phone_number, normalize_phone_number
+from payments.enums import TransactionStatus, TransactionType, stk_result_outcome
+from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.gateway import get_daraja_client
+from payments.models import Transaction
+from payments.services.common import callback_url
+from payments.signals import payment_failed, payment_succeeded
+
+logger = logging.getLogger(__name__)
+
+S = TransactionStatus
+ACCOUNT_REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 \-]{0,11}")
+# Daraja shows these in the prompt; special characters have made requests fail (API.md §2.1).
+ACCOUNT_REFERENCE_RULE = (
+    "1 to 12 letters, digits, spaces or dashes, starting with a letter or digit"
+)
+TRANSACTION_DESC_MAX = 100
+AWAITING_RESULT = (S.PENDING, S.UNKNOWN)
+
+
+def stk_push_initiate(
+    *,
+    user: Any,
+    phone_number: str,
+    amount: int,
+    account_reference: str,
+    transaction_desc: str = "",
+    client: DarajaClient | None = None,
+) -> Transaction:
+    """Start an STK Push and return its transaction: pending, unknown or failed.
+
+    The row, with its callback token, is committed before Daraja is called and no lock is held
+    during the call, so a callback that beats the acknowledgement still finds its row. A read
+    timeout or a 5xx leaves the row ``unknown``: the push is never resent; the callback or
+    reconciliation settles it.
+    """
+    msisdn, whole_amount, reference, description = _validated_push(
+        phone_number=phone_number,
+        amount=amount,
+        account_reference=account_reference,
+        transaction_desc=transaction_desc,
+    )
+    missing = payments_settings.missing(REQUIRED_FOR_STK)
+    if missing:
+        raise PaymentsNotConfiguredError(
+            "M-Pesa payments are not configured on this server (missing "
+            + ", ".join(missing)
+            + ")."
+        )
+    client = client or get_daraja_client()
+
+    transaction = Transaction.objects.create(
+        transaction_type=TransactionType.STK_PUSH,
+        status=S.UNKNOWN,
+        phone_number=msisdn,
+        amount=whole_amount,
+        account_reference=reference,
+        transaction_desc=description,
+        environment=payments_settings.ENVIRONMENT,
+        shortcode=str(payments_settings.SHORTCODE),
+        user=user if getattr(user, "is_authenticated", False) else None,
+        metadata={
+            "request": {
+                "amount": whole_amount,
+                "account_reference": reference,
+                "transaction_desc": description,
+                "transaction_type": payments_settings.STK_TRANSACTION_TYPE,
+            }
+        },
+    )
+    log_extra = {"transaction_id": str(transaction.pk), "phone": mask_phone_number(msisdn)}
+    try:
+        ack = client.stk_push(
+            phone_number=msisdn,
+            amount=whole_amount,
+            account_reference=reference,
+            transaction_desc=description,
+            callback_url=callback_url(
+                "payments:stk-callback", callback_token=transaction.callback_token
+            ),
+        )
+    except DarajaError as exc:
+        if exc.outcome_unknown:
+            logger.warning(
+                "stk push outcome unknown for %s: %s", transaction.pk, exc, extra=log_extra
+            )
+            return _record_push_error(transaction, exc, status=None)
+        logger.warning("stk push refused for %s: %s", transaction.pk, exc, extra=log_extra)
+        return _record_push_error(transaction, exc, status=S.FAILED)
+    except (InvalidFieldError, DarajaConfigurationError) as exc:
+        # Our own validation ran first, so this is a configuration problem: nothing was sent.
+        _record_push_error(transaction, exc, status=S.FAILED)
+        raise PaymentsNotConfiguredError(f"M-Pesa payments are misconfigured: {exc}") from exc
+
+    with db_transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
+        locked.merchant_request_id = ack.merchant_request_id
+        locked.checkout_request_id = locked.checkout_request_id or ack.checkout_request_id
+        locked.metadata = {
+            **locked.metadata,
+            "acknowledgement": ack.raw,
+            "customer_message": ack.customer_message,
+        }
+        # The callback may already have settled it: an acknowledgement never undoes that.
+        if locked.status == S.UNKNOWN:
+            locked.transition_to(S.PENDING)
+        locked.save()
+    logger.info("stk push accepted for %s", transaction.pk, extra=log_extra)
+    return locked
+
+
+def stk_push_refresh_if_stale(
+    *, transaction: Transaction, client: DarajaClient | None = None
+) -> Transaction:
+    """Query Daraja about a push still awaiting its result after STK_QUERY_AFTER seconds.
+
+    At most one caller queries per STK_QUERY_INTERVAL, across processes: the caller whose
+    conditional update of ``last_queried_at`` changes the row is the one that asks.
+    """
+    if transaction.status not in AWAITING_RESULT or not transaction.checkout_request_id:
+        return transaction
+    now = timezone.now()
+    if transaction.created_at > now - timedelta(seconds=payments_settings.STK_QUERY_AFTER):
+        return transaction
+    interval = timedelta(seconds=payments_settings.STK_QUERY_INTERVAL)
+    claimed = (
+        Transaction.objects.filter(pk=transaction.pk, status__in=AWAITING_RESULT)
+        .filter(Q(last_queried_at__isnull=True) | Q(last_queried_at__lte=now - interval))
+        .update(last_queried_at=now)
+    )
+    if claimed:
+        stk_push_query(transaction=transaction, client=client)
+    transaction.refresh_from_db()
+    return transaction
+
+
+def stk_push_query(*, transaction: Transaction, client: DarajaClient | None = None) -> Transaction:
+    """Ask Daraja for the result of a push and settle the transaction with it.
+
+    "Being processed" leaves it pending; errors leave it for the next query or reconciliation;
+    a query never downgrades a success (the transition table forbids it).
+    """
+    client = client or get_daraja_client()
+    try:
+        answer = client.stk_query(checkout_request_id=transaction.checkout_request_id)
+    except DarajaError as exc:
+        logger.warning(
+            "stk query failed for %s: %s",
+            transaction.pk,
+            exc,
+            extra={"transaction_id": str(transaction.pk), "error_code": exc.error_code},
+        )
+        return transaction
+    if answer.is_pending or answer.result_code is None:
+        return transaction
+    with db_transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
+        outcome = stk_result_outcome(answer.result_code)
+        if locked.can_transition_to(outcome.status):
+            stk_result_apply(
+                transaction=locked,
+                result_code=answer.result_code,
+                result_desc=answer.result_desc,
+                source="stk_query",
+            )
+    return locked
+
+
+def stk_result_apply(
+    *,
+    transaction: Transaction,
+    result_code: str,
+    result_desc: str,
+    source: str,
+    receipt_number: str | None = None,
+    transaction_date: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Move a locked transaction to the status of ``result_code`` and schedule its signal.
+
+    The caller holds the row lock and has checked that the transition is allowed.
+    """
+    outcome = stk_result_outcome(result_code)
+    transaction.transition_to(outcome.status)
+    transaction.result_code = result_code
+    transaction.result_desc = result_desc[:255]
+    if receipt_number:
+        transaction.mpesa_receipt_number = receipt_number
+    if transaction_date:
+        transaction.transaction_date = transaction_date
+    transaction.metadata = {
+        **transaction.metadata,
+        "result": {"source": source, "result_code": result_code, **(details or {})},
+    }
+    transaction.save()
+    signal = payment_succeeded if outcome.status == S.SUCCESS else payment_failed
+    db_transaction.on_commit(
+        lambda: signal.send(sender=Transaction, transaction=transaction), robust=True
+    )
+    logger.info(
+        "transaction %s settled as %s by %s",
+        transaction.pk,
+        outcome.status,
+        source,
+        extra={"transaction_id": str(transaction.pk), "result_code": result_code},
+    )
+
+
+def _record_push_error(
+    transaction: Transaction, exc: Exception, *, status: str | None
+) -> Transaction:
+    details = {
+        "error": type(exc).__name__,
+        "error_code": getattr(exc, "error_code", None),
+        "error_message": getattr(exc, "error_message", None),
+        "request_id": getattr(exc, "request_id", None),
+        "http_status": getattr(exc, "http_status", None),
+    }
+    with db_transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
+        locked.metadata = {**locked.metadata, "push_error": details}
+        if status and locked.can_transition_to(status):
+            locked.transition_to(status)
+            locked.result_code = (details["error_code"] or "")[:20]
+            locked.result_desc = (details["error_message"] or str(exc))[:255]
+        locked.save()
+    return locked
+
+
+def _validated_push(
+    *, phone_number: str, amount: Any, account_reference: str, transaction_desc: str
+) -> tuple[str, int, str, str]:
+    try:
+        msisdn = normalize_phone_number(phone_number or "")
+    except InvalidFieldError as exc:
+        raise PaymentValidationError("phone_number", exc.message) from None
+    minimum, maximum = payments_settings.STK_MIN_AMOUNT, payments_settings.STK_MAX_AMOUNT
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int | Decimal)
+        or amount != int(amount)
+        or not minimum <= amount <= maximum
+    ):
+        raise PaymentValidationError(
+            "amount", f"must be a whole number of shillings from {minimum} to {maximum}"
+        )
+    reference = (account_reference or "").strip()
+    if not ACCOUNT_REFERENCE_PATTERN.fullmatch(reference):
+        raise PaymentValidationError("account_reference", f"must be {ACCOUNT_REFERENCE_RULE}")
+    description = (transaction_desc or "").strip()
+    if len(description) > TRANSACTION_DESC_MAX:
+        raise PaymentValidationError(
+            "transaction_desc", f"must be at most {TRANSACTION_DESC_MAX} characters"
+        )
+    return msisdn, int(amount), reference, description or reference

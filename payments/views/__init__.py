@@ -1,0 +1,1 @@
+"""Non-DRF views: the endpoints Daraja calls."""
