@@ -1,15 +1,23 @@
 """URLs of the payments app. Paths work with and without a trailing slash."""
 
 from django.urls import include, re_path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from payments.api.views import StkPushStatusView, StkPushView, TransactionViewSet
 from payments.views.callbacks import StkCallbackView
 
 app_name = "payments"
 
-router = DefaultRouter(trailing_slash="/?")
-router.include_root_view = False
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes that match with and without the trailing slash (the app's contract)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("transactions", TransactionViewSet, basename="transaction")
 
 CALLBACK_SEGMENT = r"(?P<callback_token>[A-Za-z0-9_-]{16,64})"
