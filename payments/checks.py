@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,18 +9,9 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from payments.conf import ENVIRONMENTS, STK_TRANSACTION_TYPES, is_missing, payments_settings
-from payments.daraja.config import resolve_base_url
-
-# Daraja refuses callback URLs containing these words, in any case (API.md §4.1 and §11).
-DARAJA_BANNED_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exec", "exe", "cmd", "sql", "query")
-_BANNED_URL_WORDS = re.compile("|".join(re.escape(w) for w in DARAJA_BANNED_URL_WORDS), re.I)
+from payments.daraja.config import banned_url_words, resolve_base_url
 
 CREDENTIAL_SETTINGS = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "PASSKEY")
-
-
-def banned_url_words(url: str) -> list[str]:
-    """The words Daraja refuses that appear in ``url``, lower-cased, in order of appearance."""
-    return [m.group(0).lower() for m in _BANNED_URL_WORDS.finditer(url or "")]
 
 
 def _hint_names(names: list[str]) -> str:

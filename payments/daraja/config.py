@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -11,6 +12,14 @@ BASE_URLS = {
     "production": "https://api.safaricom.co.ke",
 }
 LOOPBACK_HOSTNAMES = frozenset({"localhost"})
+# Daraja refuses callback URLs containing these words, in any case (API.md §4.1 and §11).
+DARAJA_BANNED_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exec", "exe", "cmd", "sql", "query")
+_BANNED_URL_WORDS = re.compile("|".join(re.escape(w) for w in DARAJA_BANNED_URL_WORDS), re.I)
+
+
+def banned_url_words(url: str) -> list[str]:
+    """The words Daraja refuses that appear in ``url``, lower-cased, in order of appearance."""
+    return [m.group(0).lower() for m in _BANNED_URL_WORDS.finditer(url or "")]
 
 
 def is_loopback_host(host: str | None) -> bool:
