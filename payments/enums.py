@@ -54,6 +54,34 @@ def can_transition(current: str, new: str) -> bool:
 
 class CallbackKind(models.TextChoices):
     STK = "stk", "STK Push result"
+    B2C_RESULT = "b2c_result", "B2C result"
+    B2C_TIMEOUT = "b2c_timeout", "B2C queue timeout"
+    REVERSAL_RESULT = "reversal_result", "Reversal result"
+    REVERSAL_TIMEOUT = "reversal_timeout", "Reversal queue timeout"
+    BALANCE_RESULT = "balance_result", "Account balance result"
+    BALANCE_TIMEOUT = "balance_timeout", "Account balance queue timeout"
+    STATUS_RESULT = "status_result", "Transaction status result"
+    STATUS_TIMEOUT = "status_timeout", "Transaction status queue timeout"
+    C2B_VALIDATION = "c2b_validation", "C2B validation"
+    C2B_CONFIRMATION = "c2b_confirmation", "C2B confirmation"
+
+
+class InquiryKind(models.TextChoices):
+    BALANCE = "balance", "Account balance"
+    STATUS = "status", "Transaction status"
+
+
+class InquiryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # Daraja accepted it; awaiting the result
+    UNKNOWN = "unknown", "Unknown"  # no answer yet, or a queue timeout
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class B2CCommand(models.TextChoices):
+    BUSINESS_PAYMENT = "BusinessPayment", "Business payment"
+    SALARY_PAYMENT = "SalaryPayment", "Salary payment"
+    PROMOTION_PAYMENT = "PromotionPayment", "Promotion payment"
 
 
 class CallbackOutcome(models.TextChoices):
@@ -114,6 +142,40 @@ def stk_result_outcome(result_code: str) -> ResultOutcome:
         )
         return UNKNOWN_RESULT_OUTCOME
     return outcome
+
+
+# Result codes of B2C, reversal, balance and transaction-status results (API.md §5.4, §8): only
+# 0 is a success; these texts explain the others to finance staff. Unlisted codes are failures.
+ASYNC_RESULT_MESSAGES: dict[str, str] = {
+    "0": "Completed.",
+    "1": "The paying account has insufficient funds.",
+    "2": "The amount is below the minimum.",
+    "3": "The amount is above the maximum.",
+    "4": "The recipient's daily limit would be exceeded.",
+    "8": "The recipient's maximum balance would be exceeded.",
+    "11": "The paying account is not in a state that allows this.",
+    "15": "Duplicate request (OriginatorConversationID seen before).",
+    "17": "Internal failure at M-Pesa.",
+    "21": "The initiator lacks the role for this API.",
+    "26": "M-Pesa is too busy.",
+    "2001": "The initiator name, password or certificate is wrong.",
+    "2006": "The account status does not allow this transaction.",
+    "2028": "The shortcode is not allowed this product.",
+    "2040": "The recipient is not a registered M-Pesa customer.",
+    "8006": "The initiator's security credential is locked.",
+    "R000001": "The transaction was already reversed.",
+    "R000002": "The original transaction id is invalid.",
+    "SFC_IC0003": "The recipient does not exist.",
+}
+
+
+def async_result_message(result_code: str) -> str:
+    code = str(result_code).strip()
+    message = ASYNC_RESULT_MESSAGES.get(code)
+    if message is None:
+        logger.warning("unclassified result code %s treated as failed", code)
+        return "M-Pesa reported a failure."
+    return message
 
 
 # What the customer reads while a transaction has no result code to explain it.

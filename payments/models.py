@@ -17,6 +17,8 @@ from payments.enums import (
     STATUS_MESSAGES,
     CallbackKind,
     CallbackOutcome,
+    InquiryKind,
+    InquiryStatus,
     TransactionStatus,
     TransactionType,
     can_transition,
@@ -72,9 +74,27 @@ class Transaction(models.Model):
     needs_review = models.BooleanField(default=False)
     review_reason = models.CharField(max_length=255, blank=True)
     last_queried_at = models.DateTimeField(null=True, blank=True)
+    # Reversals point at the payment they refund; the payment sums what was refunded.
+    original = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals"
+    )
+    reversed_amount = models.PositiveIntegerField(default=0)
+    # C2B MSISDN exactly as Daraja sent it: masked or hashed, never a usable phone number.
+    msisdn = models.CharField(max_length=128, blank=True)
+    counterparty_name = models.CharField(
+        max_length=150, blank=True, help_text="The payer (C2B) or recipient (B2C) M-Pesa named."
+    )
+    command_id = models.CharField(max_length=32, blank=True)
+    remarks = models.CharField(max_length=100, blank=True)
 
     class Meta:
         db_table = "mpesa_transactions"
+        permissions = [
+            ("pay_out", "Can send money with B2C payouts"),
+            ("refund", "Can refund payments with M-Pesa reversals"),
+            ("view_balance", "Can view and refresh the M-Pesa account balance"),
+            ("approve_payout", "Can approve another user's large payout"),
+        ]
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="mpesa_txn_status_created"),
@@ -90,6 +110,12 @@ class Transaction(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=TransactionStatus.values),
                 name="mpesa_txn_status_valid",
+            ),
+            # One C2B transaction per M-Pesa TransID, however often Daraja confirms it.
+            models.UniqueConstraint(
+                fields=["mpesa_receipt_number"],
+                condition=models.Q(transaction_type="C2B"),
+                name="mpesa_txn_c2b_receipt_unique",
             ),
         ]
 
@@ -150,6 +176,13 @@ class CallbackEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="callback_events",
     )
+    inquiry = models.ForeignKey(
+        "DarajaInquiry",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="callback_events",
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -157,6 +190,66 @@ class CallbackEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} callback {self.pk} ({self.outcome})"
+
+
+class DarajaInquiry(models.Model):
+    """A balance or transaction-status request: Daraja answers later at its own URLs."""
+
+    kind = models.CharField(max_length=16, choices=InquiryKind.choices)
+    status = models.CharField(
+        max_length=16, choices=InquiryStatus.choices, default=InquiryStatus.UNKNOWN
+    )
+    token = models.CharField(max_length=64, unique=True, default=new_callback_token, editable=False)
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="inquiries",
+    )
+    originator_conversation_id = models.CharField(max_length=64, blank=True)
+    conversation_id = models.CharField(max_length=64, blank=True)
+    result_code = models.CharField(max_length=20, blank=True)
+    result_desc = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "Daraja inquiries"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} inquiry {self.pk} ({self.status})"
+
+
+class BalanceSnapshot(models.Model):
+    """One account's balance as Daraja reported it (API.md §6.1)."""
+
+    inquiry = models.ForeignKey(
+        DarajaInquiry, null=True, blank=True, on_delete=models.SET_NULL, related_name="balances"
+    )
+    shortcode = models.CharField(max_length=16, blank=True)
+    account = models.CharField(max_length=64)
+    currency = models.CharField(max_length=8, blank=True)
+    current = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    available = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    reserved = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    uncleared = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    reported_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-reported_at", "-pk"]
+        indexes = [
+            models.Index(fields=["account", "-reported_at"], name="mpesa_balance_account_time")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.available} {self.currency}"
 
 
 class IdempotencyKey(models.Model):
