@@ -56,6 +56,17 @@ DEFAULTS: dict[str, Any] = {
     "STK_RATE_PER_USER": "30/min",
     # How long an Idempotency-Key and its stored response are kept, in seconds.
     "IDEMPOTENCY_KEY_TTL": 24 * 60 * 60,
+    # B2C payout amounts per transaction, whole shillings (API.md §5.1)...
+    "B2C_MIN_AMOUNT": 10,
+    "B2C_MAX_AMOUNT": 250_000,
+    # ...and the most all payouts of one (Nairobi) day may add up to; 0 means no cap.
+    "B2C_DAILY_LIMIT": 1_000_000,
+    # Dotted path of a callable(notification) -> C2BValidationResult deciding C2B validation.
+    "C2B_VALIDATOR": "payments.services.c2b.accept_all_payments",
+    # Reconciliation: an STK Push without a CheckoutRequestID becomes "timeout" after this long.
+    "STK_EXPIRE_AFTER": 10 * 60,
+    # Reconciliation: ask Daraja about one row at most once per this many seconds.
+    "RECONCILE_INTERVAL": 60,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

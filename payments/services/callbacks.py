@@ -10,11 +10,36 @@ from typing import Any
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
-from payments.daraja.callbacks import StkCallback, parse_stk_callback
+from payments.daraja.callbacks import (
+    ResultBody,
+    StkCallback,
+    parse_account_balance_result,
+    parse_b2c_result,
+    parse_c2b_notification,
+    parse_queue_timeout,
+    parse_reversal_result,
+    parse_stk_callback,
+    parse_transaction_status_result,
+)
 from payments.daraja.errors import DarajaCallbackError
 from payments.daraja.phone import mask_phone_number
-from payments.enums import CallbackKind, CallbackOutcome, TransactionStatus, stk_result_outcome
-from payments.models import CallbackEvent, Transaction
+from payments.enums import (
+    CallbackKind,
+    CallbackOutcome,
+    InquiryStatus,
+    TransactionStatus,
+    stk_result_outcome,
+)
+from payments.models import CallbackEvent, DarajaInquiry, Transaction
+from payments.services.b2c import b2c_result_apply
+from payments.services.c2b import c2b_confirmation_record
+from payments.services.common import amount_matches
+from payments.services.inquiries import (
+    balance_result_apply,
+    inquiry_queue_timeout_apply,
+    status_result_apply,
+)
+from payments.services.reversals import reversal_result_apply
 from payments.services.stk_push import stk_result_apply
 
 logger = logging.getLogger(__name__)
@@ -69,29 +94,19 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
 
 
 def _process_stk_callback(event: CallbackEvent) -> None:
-    transaction = Transaction.objects.select_for_update().filter(callback_token=event.token).first()
-    event.transaction = transaction
+    transaction = _locked_transaction(event)
+    if transaction is None:
+        return
     try:
         callback = parse_stk_callback(event.body)
     except DarajaCallbackError as exc:
         _settle_event(event, CallbackOutcome.ERROR, f"unreadable STK callback: {exc.message}")
         return
-    if transaction is None:
-        _settle_event(event, CallbackOutcome.UNMATCHED, "no transaction has this callback token")
-        return
     if transaction.checkout_request_id not in (None, callback.checkout_request_id):
         _reject(event, transaction, "CheckoutRequestID differs from the one Daraja gave us")
         return
-
     outcome = stk_result_outcome(callback.result_code)
-    if not transaction.can_transition_to(outcome.status):
-        if transaction.result_code and callback.result_code != transaction.result_code:
-            transaction.flag_for_review(
-                f"a later callback reported result {callback.result_code} after "
-                f"{transaction.result_code}"
-            )
-            transaction.save()
-        _settle_event(event, CallbackOutcome.DUPLICATE, "")
+    if _is_duplicate(event, transaction, callback.result_code, outcome.status):
         return
     if outcome.status == TransactionStatus.SUCCESS:
         problems = _mismatches(transaction, callback)
@@ -161,4 +176,209 @@ def _callback_details(callback: StkCallback) -> dict[str, Any]:
     }
 
 
-PROCESSORS = {CallbackKind.STK: _process_stk_callback}
+def _process_b2c_result(event: CallbackEvent) -> None:
+    transaction = _locked_transaction(event)
+    if transaction is None:
+        return
+    try:
+        result = parse_b2c_result(event.body)
+    except DarajaCallbackError as exc:
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable B2C result: {exc.message}")
+        return
+    if not _ids_match(event, transaction, result):
+        return
+    if _is_duplicate(event, transaction, result.result_code, _success_or_failed(result)):
+        return
+    if result.is_success and not amount_matches(transaction.amount, result.amount):
+        _reject(event, transaction, f"B2C result amount {result.amount}, not {transaction.amount}")
+        return
+    b2c_result_apply(
+        transaction=transaction,
+        result_code=result.result_code,
+        result_desc=result.result_desc,
+        source=f"callback:{event.pk}",
+        receipt_number=result.receipt_number if result.is_success else None,
+        recipient_name=result.recipient_name,
+        completed_at=result.completed_at,
+        details={
+            "receiver_public_name": result.receiver_public_name,
+            "recipient_is_registered": result.recipient_is_registered,
+            "utility_account_balance": _text(result.utility_account_balance),
+            "working_account_balance": _text(result.working_account_balance),
+            "charges_paid_account_balance": _text(result.charges_paid_account_balance),
+        },
+    )
+    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _process_reversal_result(event: CallbackEvent) -> None:
+    transaction = _locked_transaction(event)
+    if transaction is None:
+        return
+    try:
+        result = parse_reversal_result(event.body)
+    except DarajaCallbackError as exc:
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable reversal result: {exc.message}")
+        return
+    if not _ids_match(event, transaction, result):
+        return
+    if _is_duplicate(event, transaction, result.result_code, _success_or_failed(result)):
+        return
+    if result.is_success and not amount_matches(transaction.amount, result.amount):
+        _reject(event, transaction, f"reversal amount {result.amount}, not {transaction.amount}")
+        return
+    reversal_result_apply(
+        reversal=transaction,
+        result_code=result.result_code,
+        result_desc=result.result_desc,
+        source=f"callback:{event.pk}",
+        receipt_number=result.transaction_id if result.is_success else None,
+        completed_at=result.completed_at,
+        details={
+            "original_transaction_id": result.original_transaction_id,
+            "charge": _text(result.charge),
+        },
+    )
+    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _process_transaction_queue_timeout(event: CallbackEvent) -> None:
+    """A B2C or reversal request timed out in Daraja's queue: its fate is unknown, not failed."""
+    transaction = _locked_transaction(event)
+    if transaction is None:
+        return
+    try:
+        parse_queue_timeout(event.body)
+    except DarajaCallbackError as exc:
+        # The URL alone says what happened; an odd body does not change that.
+        event.error = f"unreadable queue timeout body: {exc.message}"
+    if transaction.status == TransactionStatus.PENDING:
+        transaction.transition_to(TransactionStatus.UNKNOWN)
+        transaction.save()
+        _settle_event(event, CallbackOutcome.PROCESSED, event.error)
+    else:
+        _settle_event(event, CallbackOutcome.DUPLICATE, event.error)
+
+
+def _process_balance_result(event: CallbackEvent) -> None:
+    inquiry = _locked_inquiry(event)
+    if inquiry is None:
+        return
+    try:
+        result = parse_account_balance_result(event.body)
+    except DarajaCallbackError as exc:
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable balance result: {exc.message}")
+        return
+    if inquiry.status in (InquiryStatus.COMPLETED, InquiryStatus.FAILED):
+        _settle_event(event, CallbackOutcome.DUPLICATE, "")
+        return
+    balance_result_apply(inquiry=inquiry, result=result)
+    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _process_status_result(event: CallbackEvent) -> None:
+    inquiry = _locked_inquiry(event)
+    if inquiry is None:
+        return
+    try:
+        result = parse_transaction_status_result(event.body)
+    except DarajaCallbackError as exc:
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable status result: {exc.message}")
+        return
+    if inquiry.status in (InquiryStatus.COMPLETED, InquiryStatus.FAILED):
+        _settle_event(event, CallbackOutcome.DUPLICATE, "")
+        return
+    event.transaction_id = inquiry.transaction_id
+    effect = status_result_apply(inquiry=inquiry, result=result)
+    _settle_event(event, CallbackOutcome.PROCESSED, "" if effect != "flagged" else effect)
+
+
+def _process_inquiry_queue_timeout(event: CallbackEvent) -> None:
+    inquiry = _locked_inquiry(event)
+    if inquiry is None:
+        return
+    inquiry_queue_timeout_apply(inquiry=inquiry)
+    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _process_c2b_confirmation(event: CallbackEvent) -> None:
+    try:
+        notification = parse_c2b_notification(event.body)
+    except DarajaCallbackError as exc:
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable C2B confirmation: {exc.message}")
+        return
+    transaction, created = c2b_confirmation_record(notification=notification)
+    event.transaction = transaction
+    _settle_event(event, CallbackOutcome.PROCESSED if created else CallbackOutcome.DUPLICATE, "")
+
+
+def _process_c2b_validation(event: CallbackEvent) -> None:
+    # Validation is answered synchronously by the view; a stored validation is history only.
+    _settle_event(event, CallbackOutcome.PROCESSED, event.error)
+
+
+def _locked_transaction(event: CallbackEvent) -> Transaction | None:
+    transaction = Transaction.objects.select_for_update().filter(callback_token=event.token).first()
+    if transaction is None:
+        _settle_event(event, CallbackOutcome.UNMATCHED, "no transaction has this callback token")
+    event.transaction = transaction
+    return transaction
+
+
+def _locked_inquiry(event: CallbackEvent) -> DarajaInquiry | None:
+    inquiry = DarajaInquiry.objects.select_for_update().filter(token=event.token).first()
+    if inquiry is None:
+        _settle_event(event, CallbackOutcome.UNMATCHED, "no inquiry has this callback token")
+    event.inquiry = inquiry
+    return inquiry
+
+
+def _ids_match(event: CallbackEvent, transaction: Transaction, result: ResultBody) -> bool:
+    """The result names the request we sent (our OriginatorConversationID or Daraja's id)."""
+    ours = {transaction.originator_conversation_id, transaction.conversation_id} - {None, ""}
+    theirs = {result.originator_conversation_id, result.conversation_id} - {None, ""}
+    if ours and theirs and not ours & theirs:
+        _reject(event, transaction, "the result's conversation ids are not this request's")
+        return False
+    return True
+
+
+def _success_or_failed(result: ResultBody) -> str:
+    return TransactionStatus.SUCCESS if result.is_success else TransactionStatus.FAILED
+
+
+def _is_duplicate(
+    event: CallbackEvent, transaction: Transaction, result_code: str, new_status: str
+) -> bool:
+    """A result the transaction cannot take any more: recorded as a duplicate, changing nothing.
+
+    A duplicate that contradicts the stored result is flagged for a human.
+    """
+    if transaction.can_transition_to(new_status):
+        return False
+    if transaction.result_code and result_code != transaction.result_code:
+        transaction.flag_for_review(
+            f"a later result reported {result_code} after {transaction.result_code}"
+        )
+        transaction.save()
+    _settle_event(event, CallbackOutcome.DUPLICATE, "")
+    return True
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+PROCESSORS = {
+    CallbackKind.STK: _process_stk_callback,
+    CallbackKind.B2C_RESULT: _process_b2c_result,
+    CallbackKind.B2C_TIMEOUT: _process_transaction_queue_timeout,
+    CallbackKind.REVERSAL_RESULT: _process_reversal_result,
+    CallbackKind.REVERSAL_TIMEOUT: _process_transaction_queue_timeout,
+    CallbackKind.BALANCE_RESULT: _process_balance_result,
+    CallbackKind.BALANCE_TIMEOUT: _process_inquiry_queue_timeout,
+    CallbackKind.STATUS_RESULT: _process_status_result,
+    CallbackKind.STATUS_TIMEOUT: _process_inquiry_queue_timeout,
+    CallbackKind.C2B_VALIDATION: _process_c2b_validation,
+    CallbackKind.C2B_CONFIRMATION: _process_c2b_confirmation,
+}

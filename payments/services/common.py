@@ -2,12 +2,109 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction as db_transaction
+from django.dispatch import Signal
 from django.urls import reverse
+from django.utils import timezone
 
 from payments.conf import payments_settings
+from payments.daraja.dates import NAIROBI
+from payments.daraja.errors import InvalidFieldError
+from payments.daraja.phone import normalize_phone_number
+from payments.exceptions import PaymentValidationError
+from payments.models import Transaction
 
 
 def callback_url(view_name: str, **kwargs: str) -> str:
     """The public URL Daraja calls for ``view_name``: CALLBACK_BASE_URL + our path."""
     base = str(payments_settings.CALLBACK_BASE_URL).rstrip("/")
     return base + reverse(view_name, kwargs=kwargs)
+
+
+def send_on_commit(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` once the current database transaction commits, never before."""
+    db_transaction.on_commit(lambda: signal.send(sender=Transaction, **kwargs), robust=True)
+
+
+def error_details(exc: Exception) -> dict[str, Any]:
+    """What a DarajaError says, for a transaction's metadata; no secrets are in it."""
+    return {
+        "error": type(exc).__name__,
+        "error_code": getattr(exc, "error_code", None),
+        "error_message": getattr(exc, "error_message", None),
+        "request_id": getattr(exc, "request_id", None),
+        "http_status": getattr(exc, "http_status", None),
+    }
+
+
+def request_error_record(*, transaction: Transaction, exc: Exception, refused: bool) -> Transaction:
+    """Record a failed request to Daraja on its write-ahead row.
+
+    ``refused``: Daraja definitely did not act, so the row fails. Otherwise the outcome is
+    unknown and the row stays ``unknown`` for the callback or reconciliation to settle.
+    """
+    details = error_details(exc)
+    with db_transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
+        locked.metadata = {**locked.metadata, "request_error": details}
+        if refused and locked.can_transition_to("failed"):
+            locked.transition_to("failed")
+            locked.result_code = (details["error_code"] or "")[:20]
+            locked.result_desc = (details["error_message"] or str(exc))[:255]
+        locked.save()
+    return locked
+
+
+def nairobi_day_start(now: datetime | None = None) -> datetime:
+    """Midnight of the current day in Kenya, where M-Pesa's daily limits are counted."""
+    today = (now or timezone.now()).astimezone(NAIROBI).date()
+    return datetime.combine(today, time.min, tzinfo=NAIROBI)
+
+
+def acknowledgement_record(*, transaction: Transaction, ack: Any) -> Transaction:
+    """Store Daraja's acceptance of a B2C or reversal request; unknown becomes pending.
+
+    A result that beat the acknowledgement has already settled the row: it stays settled.
+    """
+    with db_transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
+        locked.conversation_id = locked.conversation_id or ack.conversation_id
+        locked.originator_conversation_id = (
+            locked.originator_conversation_id or ack.originator_conversation_id
+        )
+        locked.metadata = {**locked.metadata, "acknowledgement": ack.raw}
+        if locked.status == "unknown":
+            locked.transition_to("pending")
+        locked.save()
+    return locked
+
+
+def amount_matches(expected: int, reported: Any) -> bool:
+    """Whether Daraja's reported amount (Decimal, or None when absent) is what we asked for."""
+    return reported is None or reported == expected
+
+
+def validated_phone_number(value: Any, *, field: str = "phone_number") -> str:
+    """The number in Daraja's 2547/2541 form, or PaymentValidationError naming ``field``."""
+    try:
+        return normalize_phone_number(value or "", field=field)
+    except InvalidFieldError as exc:
+        raise PaymentValidationError(field, exc.message) from None
+
+
+def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str = "amount") -> int:
+    """A whole number of shillings within the limits, or PaymentValidationError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | Decimal)
+        or value != int(value)
+        or not minimum <= value <= maximum
+    ):
+        raise PaymentValidationError(
+            field, f"must be a whole number of shillings from {minimum} to {maximum}"
+        )
+    return int(value)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction as db_transaction
@@ -19,12 +18,18 @@ from payments.daraja.errors import (
     DarajaError,
     InvalidFieldError,
 )
-from payments.daraja.phone import mask_phone_number, normalize_phone_number
+from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus, TransactionType, stk_result_outcome
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
-from payments.services.common import callback_url
+from payments.services.common import (
+    callback_url,
+    request_error_record,
+    send_on_commit,
+    validated_phone_number,
+    validated_whole_amount,
+)
 from payments.signals import payment_failed, payment_succeeded
 
 logger = logging.getLogger(__name__)
@@ -105,12 +110,12 @@ def stk_push_initiate(
             logger.warning(
                 "stk push outcome unknown for %s: %s", transaction.pk, exc, extra=log_extra
             )
-            return _record_push_error(transaction, exc, status=None)
+            return request_error_record(transaction=transaction, exc=exc, refused=False)
         logger.warning("stk push refused for %s: %s", transaction.pk, exc, extra=log_extra)
-        return _record_push_error(transaction, exc, status=S.FAILED)
+        return request_error_record(transaction=transaction, exc=exc, refused=True)
     except (InvalidFieldError, DarajaConfigurationError) as exc:
         # Our own validation ran first, so this is a configuration problem: nothing was sent.
-        _record_push_error(transaction, exc, status=S.FAILED)
+        request_error_record(transaction=transaction, exc=exc, refused=True)
         raise PaymentsNotConfiguredError(f"M-Pesa payments are misconfigured: {exc}") from exc
 
     with db_transaction.atomic():
@@ -215,9 +220,7 @@ def stk_result_apply(
     }
     transaction.save()
     signal = payment_succeeded if outcome.status == S.SUCCESS else payment_failed
-    db_transaction.on_commit(
-        lambda: signal.send(sender=Transaction, transaction=transaction), robust=True
-    )
+    send_on_commit(signal, transaction=transaction)
     logger.info(
         "transaction %s settled as %s by %s",
         transaction.pk,
@@ -227,44 +230,15 @@ def stk_result_apply(
     )
 
 
-def _record_push_error(
-    transaction: Transaction, exc: Exception, *, status: str | None
-) -> Transaction:
-    details = {
-        "error": type(exc).__name__,
-        "error_code": getattr(exc, "error_code", None),
-        "error_message": getattr(exc, "error_message", None),
-        "request_id": getattr(exc, "request_id", None),
-        "http_status": getattr(exc, "http_status", None),
-    }
-    with db_transaction.atomic():
-        locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
-        locked.metadata = {**locked.metadata, "push_error": details}
-        if status and locked.can_transition_to(status):
-            locked.transition_to(status)
-            locked.result_code = (details["error_code"] or "")[:20]
-            locked.result_desc = (details["error_message"] or str(exc))[:255]
-        locked.save()
-    return locked
-
-
 def _validated_push(
     *, phone_number: str, amount: Any, account_reference: str, transaction_desc: str
 ) -> tuple[str, int, str, str]:
-    try:
-        msisdn = normalize_phone_number(phone_number or "")
-    except InvalidFieldError as exc:
-        raise PaymentValidationError("phone_number", exc.message) from None
-    minimum, maximum = payments_settings.STK_MIN_AMOUNT, payments_settings.STK_MAX_AMOUNT
-    if (
-        isinstance(amount, bool)
-        or not isinstance(amount, int | Decimal)
-        or amount != int(amount)
-        or not minimum <= amount <= maximum
-    ):
-        raise PaymentValidationError(
-            "amount", f"must be a whole number of shillings from {minimum} to {maximum}"
-        )
+    msisdn = validated_phone_number(phone_number)
+    whole_amount = validated_whole_amount(
+        amount,
+        minimum=payments_settings.STK_MIN_AMOUNT,
+        maximum=payments_settings.STK_MAX_AMOUNT,
+    )
     reference = (account_reference or "").strip()
     if not ACCOUNT_REFERENCE_PATTERN.fullmatch(reference):
         raise PaymentValidationError("account_reference", f"must be {ACCOUNT_REFERENCE_RULE}")
@@ -273,4 +247,4 @@ def _validated_push(
         raise PaymentValidationError(
             "transaction_desc", f"must be at most {TRANSACTION_DESC_MAX} characters"
         )
-    return msisdn, int(amount), reference, description or reference
+    return msisdn, whole_amount, reference, description or reference

@@ -1,0 +1,184 @@
+"""B2C payouts: record first, send once, settle from the result or a status query."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import connection
+from django.db import transaction as db_transaction
+from django.db.models import Sum
+
+from payments.conf import payments_settings
+from payments.daraja.client import DarajaClient
+from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
+from payments.daraja.phone import mask_phone_number
+from payments.enums import B2CCommand, TransactionStatus, TransactionType
+from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.gateway import get_daraja_client
+from payments.models import Transaction
+from payments.services.common import (
+    acknowledgement_record,
+    callback_url,
+    nairobi_day_start,
+    request_error_record,
+    send_on_commit,
+    validated_phone_number,
+    validated_whole_amount,
+)
+from payments.signals import payout_completed, payout_failed
+
+logger = logging.getLogger(__name__)
+
+S = TransactionStatus
+# Payouts that count against the daily cap: everything that has left or may have left.
+COMMITTED_STATUSES = (S.PENDING, S.UNKNOWN, S.SUCCESS)
+# Any constant works: it names the lock that serialises the daily-cap check on PostgreSQL.
+PAYOUT_CAP_LOCK_ID = 0x4D504553  # "MPES"
+REQUIRED_FOR_B2C = ("CONSUMER_KEY", "CONSUMER_SECRET", "B2C_SHORTCODE", "INITIATOR_NAME")
+
+
+def b2c_payout_initiate(
+    *,
+    user: Any,
+    phone_number: str,
+    amount: int,
+    remarks: str,
+    command_id: str = B2CCommand.BUSINESS_PAYMENT,
+    occasion: str = "",
+    client: DarajaClient | None = None,
+) -> Transaction:
+    """Send money to a customer. Returns the B2C transaction: pending, unknown or failed.
+
+    The row, with our own OriginatorConversationID, is committed before Daraja is called.
+    After a read timeout or a 5xx it stays ``unknown`` and is never resent: reconciliation asks
+    Transaction Status. Daraja refuses a reused OriginatorConversationID, a second guard.
+    """
+    msisdn = validated_phone_number(phone_number)
+    whole_amount = validated_whole_amount(
+        amount,
+        minimum=payments_settings.B2C_MIN_AMOUNT,
+        maximum=payments_settings.B2C_MAX_AMOUNT,
+    )
+    if command_id not in B2CCommand.values:
+        raise PaymentValidationError("command_id", f"must be one of {', '.join(B2CCommand.values)}")
+    remarks = (remarks or "").strip()
+    if not 2 <= len(remarks) <= 100:
+        raise PaymentValidationError("remarks", "must be 2 to 100 characters")
+    occasion = (occasion or "").strip()
+    if len(occasion) > 100:
+        raise PaymentValidationError("occasion", "must be at most 100 characters")
+    missing = payments_settings.missing(REQUIRED_FOR_B2C)
+    if missing:
+        raise PaymentsNotConfiguredError(
+            f"B2C payouts are not configured on this server (missing {', '.join(missing)})."
+        )
+    client = client or get_daraja_client()
+
+    transaction_id = uuid.uuid4()
+    with db_transaction.atomic():
+        _lock_payout_ledger()
+        _check_daily_cap(whole_amount)
+        transaction = Transaction.objects.create(
+            id=transaction_id,
+            transaction_type=TransactionType.B2C,
+            status=S.UNKNOWN,
+            phone_number=msisdn,
+            amount=whole_amount,
+            command_id=command_id,
+            remarks=remarks,
+            transaction_desc=occasion,
+            originator_conversation_id=f"b2c-{transaction_id}",
+            environment=payments_settings.ENVIRONMENT,
+            shortcode=str(payments_settings.B2C_SHORTCODE),
+            user=user if getattr(user, "is_authenticated", False) else None,
+            metadata={"request": {"amount": whole_amount, "command_id": command_id}},
+        )
+    log_extra = {"transaction_id": str(transaction.pk), "phone": mask_phone_number(msisdn)}
+    token = transaction.callback_token
+    try:
+        ack = client.b2c_payment(
+            originator_conversation_id=transaction.originator_conversation_id,
+            phone_number=msisdn,
+            amount=whole_amount,
+            remarks=remarks,
+            occasion=occasion,
+            command_id=command_id,
+            result_url=callback_url("payments:b2c-result", callback_token=token),
+            queue_timeout_url=callback_url("payments:b2c-timeout", callback_token=token),
+        )
+    except DarajaError as exc:
+        logger.warning("b2c payout %s: %s", transaction.pk, exc, extra=log_extra)
+        return request_error_record(
+            transaction=transaction, exc=exc, refused=not exc.outcome_unknown
+        )
+    except (InvalidFieldError, DarajaConfigurationError) as exc:
+        request_error_record(transaction=transaction, exc=exc, refused=True)
+        raise PaymentsNotConfiguredError(f"B2C payouts are misconfigured: {exc}") from exc
+    logger.info("b2c payout %s accepted", transaction.pk, extra=log_extra)
+    return acknowledgement_record(transaction=transaction, ack=ack)
+
+
+def b2c_result_apply(
+    *,
+    transaction: Transaction,
+    result_code: str,
+    result_desc: str,
+    source: str,
+    receipt_number: str | None = None,
+    recipient_name: str | None = None,
+    completed_at: Any = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Settle a locked payout from a result (callback or status query) and schedule its signal.
+
+    The caller holds the row lock and checked that the transition is allowed.
+    """
+    succeeded = result_code == "0"
+    transaction.transition_to(S.SUCCESS if succeeded else S.FAILED)
+    transaction.result_code = result_code[:20]
+    transaction.result_desc = (result_desc or "")[:255]
+    if receipt_number:
+        transaction.mpesa_receipt_number = receipt_number
+    if recipient_name:
+        transaction.counterparty_name = recipient_name[:150]
+    if completed_at:
+        transaction.transaction_date = completed_at
+    transaction.metadata = {
+        **transaction.metadata,
+        "result": {"source": source, "result_code": result_code, **(details or {})},
+    }
+    transaction.save()
+    send_on_commit(payout_completed if succeeded else payout_failed, transaction=transaction)
+
+
+def b2c_payouts_total_today() -> int:
+    """Whole shillings paid out, or possibly paid out, since midnight in Kenya."""
+    total = Transaction.objects.filter(
+        transaction_type=TransactionType.B2C,
+        status__in=COMMITTED_STATUSES,
+        created_at__gte=nairobi_day_start(),
+    ).aggregate(total=Sum("amount"))["total"]
+    return total or 0
+
+
+def _lock_payout_ledger() -> None:
+    # Two payouts checked at once could both fit under the cap; on PostgreSQL a transaction
+    # advisory lock makes the check-and-insert one at a time. SQLite writes one at a time anyway.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PAYOUT_CAP_LOCK_ID])
+
+
+def _check_daily_cap(amount: int) -> None:
+    cap = int(payments_settings.B2C_DAILY_LIMIT or 0)
+    if not cap:
+        return
+    total = b2c_payouts_total_today()
+    if total + amount > cap:
+        raise PaymentValidationError(
+            "amount",
+            f"would take today's payouts to {total + amount} shillings, above the daily "
+            f"limit of {cap} ({cap - total} left today)",
+        )

@@ -1,0 +1,230 @@
+"""Account balance and transaction status: ask Daraja, then apply the result it posts back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from payments.conf import payments_settings
+from payments.daraja.callbacks import AccountBalanceResult, TransactionStatusResult
+from payments.daraja.client import DarajaClient
+from payments.daraja.errors import DarajaConfigurationError, DarajaError
+from payments.enums import InquiryKind, InquiryStatus, TransactionStatus, TransactionType
+from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
+from payments.gateway import get_daraja_client
+from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
+from payments.services.b2c import b2c_result_apply
+from payments.services.common import callback_url, error_details
+from payments.services.reversals import reversal_result_apply
+from payments.services.stk_push import stk_result_apply
+from payments.signals import balance_updated
+
+logger = logging.getLogger(__name__)
+
+S = TransactionStatus
+REQUIRED_FOR_INQUIRIES = ("CONSUMER_KEY", "CONSUMER_SECRET", "INITIATOR_NAME")
+# Transaction Status's word for "it went through" (API.md §7).
+COMPLETED = "completed"
+
+
+class DarajaRefusedError(PaymentsError):
+    """Daraja definitely refused a request; ``code`` is its error code."""
+
+    code = "daraja_error"
+
+
+def account_balance_request(
+    *, user: Any = None, shortcode: str = "", client: DarajaClient | None = None
+) -> DarajaInquiry:
+    """Ask Daraja for the shortcode's balances; they arrive later as a result callback."""
+    shortcode = shortcode or str(payments_settings.SHORTCODE)
+    inquiry = DarajaInquiry.objects.create(
+        kind=InquiryKind.BALANCE,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+        metadata={"shortcode": shortcode},
+    )
+    return _send(
+        inquiry,
+        client,
+        lambda c, result_url, timeout_url: c.account_balance(
+            shortcode=shortcode, result_url=result_url, queue_timeout_url=timeout_url
+        ),
+    )
+
+
+def transaction_status_query(
+    *, transaction: Transaction, user: Any = None, client: DarajaClient | None = None
+) -> DarajaInquiry:
+    """Ask Daraja about one transaction, by receipt or by OriginatorConversationID."""
+    receipt = transaction.mpesa_receipt_number
+    originator_id = transaction.originator_conversation_id or ""
+    if not (receipt or originator_id):
+        raise PaymentValidationError(
+            "transaction", "has neither an M-Pesa receipt nor a conversation id to ask about"
+        )
+    shortcode = transaction.shortcode or str(payments_settings.SHORTCODE)
+    inquiry = DarajaInquiry.objects.create(
+        kind=InquiryKind.STATUS,
+        transaction=transaction,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+        metadata={"receipt": receipt, "originator_conversation_id": originator_id},
+    )
+    return _send(
+        inquiry,
+        client,
+        lambda c, result_url, timeout_url: c.transaction_status(
+            transaction_id=receipt,
+            original_conversation_id="" if receipt else originator_id,
+            shortcode=shortcode,
+            result_url=result_url,
+            queue_timeout_url=timeout_url,
+        ),
+    )
+
+
+def balance_result_apply(*, inquiry: DarajaInquiry, result: AccountBalanceResult) -> None:
+    """Store one snapshot per account of a successful balance result (inquiry locked)."""
+    _inquiry_settle(inquiry, result.result_code, result.result_desc)
+    if not result.is_success:
+        return
+    reported_at = result.completed_at or timezone.now()
+    snapshots = [
+        BalanceSnapshot.objects.create(
+            inquiry=inquiry,
+            shortcode=inquiry.metadata.get("shortcode", ""),
+            account=account.name,
+            currency=account.currency or "",
+            current=account.current,
+            available=account.available,
+            reserved=account.reserved,
+            uncleared=account.uncleared,
+            reported_at=reported_at,
+        )
+        for account in result.accounts
+    ]
+    db_transaction.on_commit(
+        lambda: balance_updated.send(sender=BalanceSnapshot, snapshots=snapshots), robust=True
+    )
+
+
+def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResult) -> str:
+    """Settle the inquiry's transaction from a Transaction Status result (inquiry locked).
+
+    Only "Completed" with result 0 settles anything, and never downgrades: other answers are
+    kept for a human, and the transaction is flagged for review. Returns what happened.
+    """
+    _inquiry_settle(inquiry, result.result_code, result.result_desc)
+    transaction = Transaction.objects.select_for_update().get(pk=inquiry.transaction_id)
+    completed = result.is_success and (result.transaction_status or "").lower() == COMPLETED
+    if not completed:
+        transaction.flag_for_review(
+            f"Transaction Status answered {result.result_code} "
+            f"{result.transaction_status or ''}: {result.result_desc}".strip()
+        )
+        transaction.save()
+        return "flagged"
+    if not transaction.can_transition_to(S.SUCCESS):
+        return "unchanged"
+    if result.amount is not None and result.amount != transaction.amount:
+        transaction.flag_for_review(
+            f"Transaction Status reports amount {result.amount}, not {transaction.amount}"
+        )
+        transaction.save()
+        return "flagged"
+    source = f"status:{inquiry.pk}"
+    details = {"transaction_status": result.transaction_status}
+    if transaction.transaction_type == TransactionType.B2C:
+        b2c_result_apply(
+            transaction=transaction,
+            result_code="0",
+            result_desc=result.result_desc,
+            source=source,
+            receipt_number=result.receipt_number,
+            recipient_name=result.credit_party_name,
+            completed_at=result.finalised_at,
+            details=details,
+        )
+    elif transaction.transaction_type == TransactionType.REVERSAL:
+        reversal_result_apply(
+            reversal=transaction,
+            result_code="0",
+            result_desc=result.result_desc,
+            source=source,
+            receipt_number=result.receipt_number,
+            completed_at=result.finalised_at,
+            details=details,
+        )
+    elif transaction.transaction_type == TransactionType.STK_PUSH:
+        stk_result_apply(
+            transaction=transaction,
+            result_code="0",
+            result_desc=result.result_desc,
+            source=source,
+            receipt_number=result.receipt_number,
+            transaction_date=result.finalised_at,
+            details=details,
+        )
+    else:  # C2B rows are born successful and never awaiting a result
+        return "unchanged"
+    return "settled"
+
+
+def inquiry_queue_timeout_apply(*, inquiry: DarajaInquiry) -> None:
+    """Daraja's queue timed out: the inquiry's answer will not come; it may be asked again."""
+    if inquiry.status in (InquiryStatus.PENDING, InquiryStatus.UNKNOWN):
+        inquiry.status = InquiryStatus.UNKNOWN
+        inquiry.result_desc = "Daraja's queue timed out before answering."
+        inquiry.completed_at = timezone.now()
+        inquiry.save()
+
+
+def _inquiry_settle(inquiry: DarajaInquiry, result_code: str, result_desc: str) -> None:
+    inquiry.status = InquiryStatus.COMPLETED if result_code == "0" else InquiryStatus.FAILED
+    inquiry.result_code = result_code[:20]
+    inquiry.result_desc = (result_desc or "")[:255]
+    inquiry.completed_at = timezone.now()
+    inquiry.save()
+
+
+def _send(inquiry: DarajaInquiry, client: DarajaClient | None, call) -> DarajaInquiry:
+    missing = payments_settings.missing(REQUIRED_FOR_INQUIRIES)
+    if missing:
+        inquiry.status = InquiryStatus.FAILED
+        inquiry.result_desc = "not configured"
+        inquiry.save()
+        raise PaymentsNotConfiguredError(
+            f"M-Pesa inquiries are not configured on this server (missing {', '.join(missing)})."
+        )
+    client = client or get_daraja_client()
+    kind = inquiry.kind
+    try:
+        ack = call(
+            client,
+            callback_url(f"payments:{kind}-result", callback_token=inquiry.token),
+            callback_url(f"payments:{kind}-timeout", callback_token=inquiry.token),
+        )
+    except DarajaConfigurationError as exc:
+        inquiry.status = InquiryStatus.FAILED
+        inquiry.save()
+        raise PaymentsNotConfiguredError(f"M-Pesa inquiries are misconfigured: {exc}") from exc
+    except DarajaError as exc:
+        inquiry.metadata = {**inquiry.metadata, "request_error": error_details(exc)}
+        if exc.outcome_unknown:
+            inquiry.save()
+            return inquiry
+        inquiry.status = InquiryStatus.FAILED
+        inquiry.result_code = (exc.error_code or "")[:20]
+        inquiry.result_desc = (exc.error_message or str(exc))[:255]
+        inquiry.save()
+        raise DarajaRefusedError(
+            inquiry.result_desc, code=exc.error_code or DarajaRefusedError.code
+        ) from exc
+    inquiry.status = InquiryStatus.PENDING
+    inquiry.originator_conversation_id = ack.originator_conversation_id or ""
+    inquiry.conversation_id = ack.conversation_id
+    inquiry.metadata = {**inquiry.metadata, "acknowledgement": ack.raw}
+    inquiry.save()
+    return inquiry

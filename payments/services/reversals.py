@@ -1,0 +1,176 @@
+"""Refunds through Daraja's reversal API: full or partial, never more than was paid."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from django.db import transaction as db_transaction
+from django.db.models import Q, Sum
+
+from payments.conf import payments_settings
+from payments.daraja.client import DarajaClient
+from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
+from payments.enums import TransactionStatus, TransactionType
+from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.gateway import get_daraja_client
+from payments.models import Transaction
+from payments.services.common import (
+    acknowledgement_record,
+    callback_url,
+    request_error_record,
+    send_on_commit,
+)
+from payments.signals import reversal_completed, reversal_failed
+
+logger = logging.getLogger(__name__)
+
+S = TransactionStatus
+REVERSIBLE_TYPES = (TransactionType.STK_PUSH, TransactionType.C2B)
+# Reversals that hold part of the original: done, or possibly done.
+RESERVING_STATUSES = (S.SUCCESS, S.PENDING, S.UNKNOWN)
+REQUIRED_FOR_REVERSAL = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "INITIATOR_NAME")
+
+
+def reversal_initiate(
+    *,
+    user: Any,
+    transaction_ref: str,
+    remarks: str,
+    amount: int | None = None,
+    client: DarajaClient | None = None,
+) -> Transaction:
+    """Refund a successful STK or C2B payment, by our id or its M-Pesa receipt number.
+
+    ``amount`` defaults to all that is not yet reversed. The original row is locked while the
+    amount is checked and the REVERSAL row is written, so two staff refunding at once can never
+    reverse more than was paid. The REVERSAL row is committed before Daraja is called.
+    """
+    remarks = (remarks or "").strip() or "Refund"
+    if not 2 <= len(remarks) <= 100:
+        raise PaymentValidationError("remarks", "must be 2 to 100 characters")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+        raise PaymentValidationError("amount", "must be a whole number of shillings")
+    missing = payments_settings.missing(REQUIRED_FOR_REVERSAL)
+    if missing:
+        raise PaymentsNotConfiguredError(
+            f"Reversals are not configured on this server (missing {', '.join(missing)})."
+        )
+    client = client or get_daraja_client()
+
+    with db_transaction.atomic():
+        original = _locked_original(transaction_ref)
+        reserved = (
+            original.reversals.filter(status__in=RESERVING_STATUSES).aggregate(total=Sum("amount"))[
+                "total"
+            ]
+            or 0
+        )
+        available = original.amount - reserved
+        if available <= 0:
+            raise PaymentValidationError("transaction", "has nothing left to refund")
+        to_reverse = available if amount is None else amount
+        if not 1 <= to_reverse <= available:
+            raise PaymentValidationError(
+                "amount", f"must be from 1 to {available}, what is left to refund"
+            )
+        reversal = Transaction.objects.create(
+            id=uuid.uuid4(),
+            transaction_type=TransactionType.REVERSAL,
+            status=S.UNKNOWN,
+            original=original,
+            phone_number=original.phone_number,
+            msisdn=original.msisdn,
+            amount=to_reverse,
+            account_reference=original.account_reference,
+            remarks=remarks,
+            environment=payments_settings.ENVIRONMENT,
+            shortcode=original.shortcode or str(payments_settings.SHORTCODE),
+            user=user if getattr(user, "is_authenticated", False) else None,
+            metadata={"request": {"amount": to_reverse, "receipt": original.mpesa_receipt_number}},
+        )
+    token = reversal.callback_token
+    log_extra = {"transaction_id": str(reversal.pk), "original_id": str(original.pk)}
+    try:
+        ack = client.reversal(
+            transaction_id=original.mpesa_receipt_number,
+            amount=to_reverse,
+            remarks=remarks,
+            receiver_party=reversal.shortcode,
+            result_url=callback_url("payments:reversal-result", callback_token=token),
+            queue_timeout_url=callback_url("payments:reversal-timeout", callback_token=token),
+        )
+    except DarajaError as exc:
+        logger.warning("reversal %s: %s", reversal.pk, exc, extra=log_extra)
+        return request_error_record(transaction=reversal, exc=exc, refused=not exc.outcome_unknown)
+    except (InvalidFieldError, DarajaConfigurationError) as exc:
+        request_error_record(transaction=reversal, exc=exc, refused=True)
+        raise PaymentsNotConfiguredError(f"Reversals are misconfigured: {exc}") from exc
+    logger.info("reversal %s accepted", reversal.pk, extra=log_extra)
+    return acknowledgement_record(transaction=reversal, ack=ack)
+
+
+def reversal_result_apply(
+    *,
+    reversal: Transaction,
+    result_code: str,
+    result_desc: str,
+    source: str,
+    receipt_number: str | None = None,
+    completed_at: Any = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Settle a locked reversal and, on success, the payment it refunds.
+
+    The caller holds the reversal's lock and checked that the transition is allowed; the
+    original is locked here, after the reversal, always in that order.
+    """
+    succeeded = result_code == "0"
+    reversal.transition_to(S.SUCCESS if succeeded else S.FAILED)
+    reversal.result_code = result_code[:20]
+    reversal.result_desc = (result_desc or "")[:255]
+    if receipt_number:
+        reversal.mpesa_receipt_number = receipt_number
+    if completed_at:
+        reversal.transaction_date = completed_at
+    reversal.metadata = {
+        **reversal.metadata,
+        "result": {"source": source, "result_code": result_code, **(details or {})},
+    }
+    reversal.save()
+    original = Transaction.objects.select_for_update().get(pk=reversal.original_id)
+    if succeeded:
+        original.reversed_amount += reversal.amount
+        if original.reversed_amount >= original.amount and original.can_transition_to(S.REVERSED):
+            original.transition_to(S.REVERSED)
+        original.save()
+    send_on_commit(
+        reversal_completed if succeeded else reversal_failed,
+        transaction=reversal,
+        original=original,
+    )
+
+
+def _locked_original(transaction_ref: str) -> Transaction:
+    ref = (transaction_ref or "").strip()
+    if not ref:
+        raise PaymentValidationError("transaction", "give our transaction id or the M-Pesa receipt")
+    match = Q(mpesa_receipt_number=ref.upper())
+    with contextlib.suppress(ValueError):  # a receipt number is not a UUID
+        match |= Q(pk=uuid.UUID(ref))
+    candidates = Transaction.objects.select_for_update().filter(
+        match, transaction_type__in=REVERSIBLE_TYPES
+    )
+    original = candidates.first()
+    if original is None:
+        raise PaymentValidationError(
+            "transaction", "no STK Push or C2B payment has this id or receipt number"
+        )
+    if original.status != S.SUCCESS or not original.mpesa_receipt_number:
+        raise PaymentValidationError(
+            "transaction",
+            f"only successful payments with a receipt can be refunded ({original.status})",
+        )
+    return original
