@@ -4,7 +4,8 @@ from django.urls import include, re_path
 from rest_framework.routers import SimpleRouter
 
 from payments.api.views import StkPushStatusView, StkPushView, TransactionViewSet
-from payments.views.callbacks import StkCallbackView
+from payments.enums import CallbackKind as K
+from payments.views.callbacks import C2BCallbackView, ResultCallbackView
 
 app_name = "payments"
 
@@ -20,20 +21,42 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("transactions", TransactionViewSet, basename="transaction")
 
+API = r"^api/v1/payments/mpesa/"
+# Not under /mpesa/: Daraja refuses callback URLs containing that word (API.md §4.1).
+CALLBACKS = r"^api/v1/payments/callbacks/"
 CALLBACK_SEGMENT = r"(?P<callback_token>[A-Za-z0-9_-]{16,64})"
 
+
+def result_route(path: str, kind: str, owner: str, name: str):
+    view = ResultCallbackView.as_view(kind=kind, owner=owner)
+    return re_path(rf"{CALLBACKS}{path.format(token=CALLBACK_SEGMENT)}/?$", view, name=name)
+
+
 urlpatterns = [
-    re_path(r"^api/v1/payments/mpesa/stk-push/?$", StkPushView.as_view(), name="stk-push"),
+    re_path(rf"{API}stk-push/?$", StkPushView.as_view(), name="stk-push"),
     re_path(
-        r"^api/v1/payments/mpesa/stk-push/status/(?P<checkout_request_id>[^/]+)/?$",
+        rf"{API}stk-push/status/(?P<checkout_request_id>[^/]+)/?$",
         StkPushStatusView.as_view(),
         name="stk-push-status",
     ),
-    re_path(r"^api/v1/payments/mpesa/", include(router.urls)),
-    # Not under /mpesa/: Daraja refuses callback URLs containing that word (API.md §4.1).
+    re_path(API, include(router.urls)),
+    result_route("stk/{token}", K.STK, "transaction", "stk-callback"),
+    result_route("b2c/{token}/result", K.B2C_RESULT, "transaction", "b2c-result"),
+    result_route("b2c/{token}/timeout", K.B2C_TIMEOUT, "transaction", "b2c-timeout"),
+    result_route("reversal/{token}/result", K.REVERSAL_RESULT, "transaction", "reversal-result"),
+    result_route("reversal/{token}/timeout", K.REVERSAL_TIMEOUT, "transaction", "reversal-timeout"),
+    result_route("balance/{token}/result", K.BALANCE_RESULT, "inquiry", "balance-result"),
+    result_route("balance/{token}/timeout", K.BALANCE_TIMEOUT, "inquiry", "balance-timeout"),
+    result_route("status/{token}/result", K.STATUS_RESULT, "inquiry", "status-result"),
+    result_route("status/{token}/timeout", K.STATUS_TIMEOUT, "inquiry", "status-timeout"),
     re_path(
-        rf"^api/v1/payments/callbacks/stk/{CALLBACK_SEGMENT}/?$",
-        StkCallbackView.as_view(),
-        name="stk-callback",
+        rf"{CALLBACKS}c2b/(?P<secret>[^/]+)/validation/?$",
+        C2BCallbackView.as_view(kind=K.C2B_VALIDATION),
+        name="c2b-validation",
+    ),
+    re_path(
+        rf"{CALLBACKS}c2b/(?P<secret>[^/]+)/confirmation/?$",
+        C2BCallbackView.as_view(kind=K.C2B_CONFIRMATION),
+        name="c2b-confirmation",
     ),
 ]

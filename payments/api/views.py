@@ -34,6 +34,7 @@ from payments.models import Transaction
 from payments.selectors import transaction_visible_to
 from payments.services.idempotency import (
     KEY_MAX_LENGTH,
+    idempotency_key_answered,
     idempotency_key_claim,
     idempotency_key_complete,
     idempotency_key_release,
@@ -94,7 +95,7 @@ class IdempotentPostMixin:
                 "Idempotency-Key", f"must be at most {KEY_MAX_LENGTH} characters"
             )
         fingerprint = request_fingerprint(
-            method=request.method, path=request.path, data=request.data
+            method=request.method, path=request.path.rstrip("/"), data=request.data
         )
         record, stored = idempotency_key_claim(user=request.user, key=key, fingerprint=fingerprint)
         if stored is not None:
@@ -121,6 +122,13 @@ class IdempotentPostMixin:
 
 class StkPushView(IdempotentPostMixin, PaymentsAPIView):
     throttle_classes = (StkPushUserThrottle, StkPushPhoneThrottle)
+
+    def check_throttles(self, request: Request) -> None:
+        # A repeat answered from its stored first response starts nothing: never throttle it.
+        key = request.headers.get("Idempotency-Key")
+        if key and idempotency_key_answered(user=request.user, key=key):
+            return
+        super().check_throttles(request)
 
     @extend_schema(
         operation_id="stk_push_create",

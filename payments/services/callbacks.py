@@ -93,6 +93,18 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
         return CallbackEvent.objects.get(pk=event.pk)
 
 
+def callback_events_replay(*, ids: list[int] | None = None, failed: bool = False) -> list:
+    """Process stored callbacks again. Settled events are left as they are (a no-op)."""
+    events = CallbackEvent.objects.order_by("received_at", "pk")
+    if ids:
+        events = events.filter(pk__in=ids)
+    elif failed:
+        events = events.filter(outcome__in=("error", "received", "unmatched"))
+    else:
+        return []
+    return [callback_event_process(event=event) for event in events]
+
+
 def _process_stk_callback(event: CallbackEvent) -> None:
     transaction = _locked_transaction(event)
     if transaction is None:

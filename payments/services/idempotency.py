@@ -74,6 +74,15 @@ def idempotency_key_claim(
     return None, StoredResponse(existing.response_status, existing.response_body)
 
 
+def idempotency_key_answered(*, user: Any, key: str) -> bool:
+    """Whether a live key already holds the answer to its first request."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return IdempotencyKey.objects.filter(
+        user=user, key=key, response_status__isnull=False, expires_at__gt=timezone.now()
+    ).exists()
+
+
 def idempotency_key_complete(*, record: IdempotencyKey, status: int, body: Any) -> None:
     """Store the answer given to the first request, for its repeats."""
     record.response_status = status

@@ -161,14 +161,13 @@ def stk_push_refresh_if_stale(
 
 
 def stk_push_query(*, transaction: Transaction, client: DarajaClient | None = None) -> Transaction:
-    """Ask Daraja for the result of a push and settle the transaction with it.
+    """Ask Daraja for the result of a push and settle with it; Daraja errors are logged only.
 
-    "Being processed" leaves it pending; errors leave it for the next query or reconciliation;
-    a query never downgrades a success (the transition table forbids it).
+    "Being processed" leaves it pending; an error leaves it for the next query or
+    reconciliation.
     """
-    client = client or get_daraja_client()
     try:
-        answer = client.stk_query(checkout_request_id=transaction.checkout_request_id)
+        return stk_query_settle(transaction=transaction, client=client)
     except DarajaError as exc:
         logger.warning(
             "stk query failed for %s: %s",
@@ -177,6 +176,17 @@ def stk_push_query(*, transaction: Transaction, client: DarajaClient | None = No
             extra={"transaction_id": str(transaction.pk), "error_code": exc.error_code},
         )
         return transaction
+
+
+def stk_query_settle(
+    *, transaction: Transaction, client: DarajaClient | None = None
+) -> Transaction:
+    """Ask Daraja for the result of a push and settle with it; raises DarajaError.
+
+    A query never downgrades a success: the transition table forbids it.
+    """
+    client = client or get_daraja_client()
+    answer = client.stk_query(checkout_request_id=transaction.checkout_request_id)
     if answer.is_pending or answer.result_code is None:
         return transaction
     with db_transaction.atomic():

@@ -1,11 +1,14 @@
 """Endpoints Daraja posts results to. Store the raw request, process it, acknowledge.
 
-Daraja signs nothing, so the unguessable token in the path is what ties a callback to a
-transaction we started. These views are csrf-exempt (Daraja sends no token), POST-only and
-non-atomic: the raw body must be committed even when processing fails.
+Daraja signs nothing, so an unguessable token in the path is what ties a result to a request we
+made (a secret shared by all C2B notifications). These views are csrf-exempt (Daraja sends no
+token), POST-only and non-atomic: the raw body must be committed even when processing fails.
 """
 
 from __future__ import annotations
+
+import hmac
+import logging
 
 from django.db import transaction as db_transaction
 from django.http import Http404, HttpRequest, JsonResponse
@@ -13,11 +16,21 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from payments.enums import CallbackKind
-from payments.selectors import transaction_get_by_token
+from payments.conf import is_missing, payments_settings
+from payments.daraja.callbacks import parse_c2b_notification
+from payments.daraja.errors import DarajaCallbackError
+from payments.enums import CallbackKind, CallbackOutcome
+from payments.models import CallbackEvent
+from payments.selectors import inquiry_get_by_token, transaction_get_by_token
+from payments.services.c2b import OTHER_ERROR, C2BValidationResult, c2b_validate
 from payments.services.callbacks import callback_event_process, callback_event_record
 
+logger = logging.getLogger(__name__)
+
 ACKNOWLEDGEMENT = {"ResultCode": 0, "ResultDesc": "Accepted"}
+C2B_CONFIRMATION_ACKNOWLEDGEMENT = {"ResultCode": 0, "ResultDesc": "Success"}
+# C2B events are not tied to one request; the shared secret is never stored as their token.
+C2B_EVENT_LABEL = "c2b"
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -25,21 +38,63 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _record(request: HttpRequest, kind: str, token: str) -> CallbackEvent:
+    return callback_event_record(
+        kind=kind,
+        token=token,
+        body=request.body,
+        source_ip=client_ip(request),
+        headers=dict(request.headers),
+    )
+
+
 @method_decorator([csrf_exempt, db_transaction.non_atomic_requests], name="dispatch")
-class StkCallbackView(View):
+class ResultCallbackView(View):
+    """A result or queue-timeout for one request of ours, found by the token in the path."""
+
     http_method_names = ["post"]
+    kind: str = CallbackKind.STK
+    # Which rows own the tokens of this kind of callback.
+    owner: str = "transaction"
 
     def post(self, request: HttpRequest, callback_token: str) -> JsonResponse:
-        if transaction_get_by_token(callback_token) is None:
+        lookup = inquiry_get_by_token if self.owner == "inquiry" else transaction_get_by_token
+        if lookup(callback_token) is None:
             raise Http404("unknown callback")
-        event = callback_event_record(
-            kind=CallbackKind.STK,
-            token=callback_token,
-            body=request.body,
-            source_ip=client_ip(request),
-            headers=dict(request.headers),
-        )
+        event = _record(request, self.kind, callback_token)
         callback_event_process(event=event)
-        # Acknowledged once stored, whatever processing made of it: Daraja does not retry
-        # usefully, and the stored event keeps any error for a replay.
+        # Acknowledged once stored, whatever processing made of it: the stored event keeps any
+        # error for a human or a replay.
         return JsonResponse(ACKNOWLEDGEMENT)
+
+
+@method_decorator([csrf_exempt, db_transaction.non_atomic_requests], name="dispatch")
+class C2BCallbackView(View):
+    """C2B validation or confirmation; the path carries MPESA_CALLBACK_SECRET."""
+
+    http_method_names = ["post"]
+    kind: str = CallbackKind.C2B_CONFIRMATION
+
+    def post(self, request: HttpRequest, secret: str) -> JsonResponse:
+        expected = str(payments_settings.CALLBACK_SECRET or "")
+        if is_missing(expected) or not hmac.compare_digest(secret.encode(), expected.encode()):
+            raise Http404("unknown callback")
+        event = _record(request, self.kind, C2B_EVENT_LABEL)
+        if self.kind == CallbackKind.C2B_VALIDATION:
+            return JsonResponse(self._validate(event).as_response())
+        callback_event_process(event=event)
+        return JsonResponse(C2B_CONFIRMATION_ACKNOWLEDGEMENT)
+
+    @staticmethod
+    def _validate(event: CallbackEvent) -> C2BValidationResult:
+        try:
+            notification = parse_c2b_notification(event.body)
+        except DarajaCallbackError as exc:
+            result = C2BValidationResult(OTHER_ERROR, "Rejected")
+            outcome, error = CallbackOutcome.ERROR, f"unreadable C2B validation: {exc.message}"
+        else:
+            result = c2b_validate(notification=notification)
+            outcome = CallbackOutcome.PROCESSED if result.accepted else CallbackOutcome.REJECTED
+            error = "" if result.accepted else f"rejected with {result.result_code}"
+        CallbackEvent.objects.filter(pk=event.pk).update(outcome=outcome, error=error)
+        return result
