@@ -153,6 +153,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["payments.api.schema.document_paths_without_trailing_slash"],
+    "ENUM_NAME_OVERRIDES": {
+        "TransactionStatusEnum": "payments.enums.TransactionStatus",
+        "InquiryStatusEnum": "payments.enums.InquiryStatus",
+    },
 }
 
 

@@ -3,7 +3,16 @@
 from django.urls import include, re_path
 from rest_framework.routers import SimpleRouter
 
-from payments.api.views import StkPushStatusView, StkPushView, TransactionViewSet
+from payments.api.views import (
+    B2CPayoutView,
+    BalanceView,
+    RegisterUrlsView,
+    ReversalView,
+    StkPushStatusView,
+    StkPushView,
+    TransactionRefreshView,
+    TransactionViewSet,
+)
 from payments.enums import CallbackKind as K
 from payments.views.callbacks import C2BCallbackView, ResultCallbackView
 
@@ -38,6 +47,15 @@ urlpatterns = [
         rf"{API}stk-push/status/(?P<checkout_request_id>[^/]+)/?$",
         StkPushStatusView.as_view(),
         name="stk-push-status",
+    ),
+    re_path(rf"{API}b2c/?$", B2CPayoutView.as_view(), name="b2c"),
+    re_path(rf"{API}reverse/?$", ReversalView.as_view(), name="reverse"),
+    re_path(rf"{API}balance/?$", BalanceView.as_view(), name="balance"),
+    re_path(rf"{API}register-urls/?$", RegisterUrlsView.as_view(), name="register-urls"),
+    re_path(
+        rf"{API}transactions/(?P<pk>[0-9a-fA-F-]{{36}})/refresh/?$",
+        TransactionRefreshView.as_view(),
+        name="transaction-refresh",
     ),
     re_path(API, include(router.urls)),
     result_route("stk/{token}", K.STK, "transaction", "stk-callback"),

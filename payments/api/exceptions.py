@@ -13,12 +13,14 @@ from payments.services.idempotency import (
     IdempotencyKeyInProgressError,
     IdempotencyKeyReusedError,
 )
+from payments.services.inquiries import DarajaRefusedError
 
 STATUS_BY_ERROR: dict[type[PaymentsError], int] = {
     PaymentValidationError: status.HTTP_400_BAD_REQUEST,
     PaymentsNotConfiguredError: status.HTTP_503_SERVICE_UNAVAILABLE,
     IdempotencyKeyReusedError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     IdempotencyKeyInProgressError: status.HTTP_409_CONFLICT,
+    DarajaRefusedError: status.HTTP_502_BAD_GATEWAY,
 }
 
 

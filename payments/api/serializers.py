@@ -6,7 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from payments.models import Transaction
+from payments.enums import B2CCommand
+from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 
 # Metadata keys safe to show the owner of a transaction: no callback URLs, no raw bodies.
 SAFE_METADATA_KEYS = ("customer_message",)
@@ -50,6 +51,8 @@ class TransactionSerializer(serializers.ModelSerializer):
             "transaction_date",
             "created_at",
             "metadata",
+            "reversed_amount",
+            "original",
         )
         read_only_fields = fields
 
@@ -82,3 +85,80 @@ class ErrorSerializer(serializers.Serializer):
 
 class StkPushFailedSerializer(ErrorSerializer):
     transaction = StkPushResultSerializer(help_text="The transaction, stored as failed.")
+
+
+class B2CRequestSerializer(serializers.Serializer):
+    phone_number = serializers.CharField(max_length=32)
+    amount = serializers.IntegerField(help_text="Whole shillings, 10 to 250000.")
+    command_id = serializers.ChoiceField(
+        choices=B2CCommand.choices, default=B2CCommand.BUSINESS_PAYMENT
+    )
+    remarks = serializers.CharField(max_length=100, help_text="2 to 100 characters.")
+    occasion = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class ReversalRequestSerializer(serializers.Serializer):
+    transaction = serializers.CharField(
+        max_length=64, help_text="Our transaction id, or the payment's M-Pesa receipt number."
+    )
+    amount = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Default: all not yet refunded."
+    )
+    remarks = serializers.CharField(max_length=100, required=False, default="Refund")
+
+
+class BalanceRequestSerializer(serializers.Serializer):
+    shortcode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+
+
+class RegisterUrlsSerializer(serializers.Serializer):
+    api_version = serializers.ChoiceField(choices=("v1", "v2"), default="v2")
+    response_type = serializers.ChoiceField(choices=("Completed", "Cancelled"), default="Completed")
+    shortcode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+
+
+class InquirySerializer(serializers.ModelSerializer):
+    transaction = serializers.UUIDField(source="transaction_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = DarajaInquiry
+        fields = (
+            "id",
+            "kind",
+            "status",
+            "transaction",
+            "conversation_id",
+            "originator_conversation_id",
+            "result_code",
+            "result_desc",
+            "created_at",
+            "completed_at",
+        )
+        read_only_fields = fields
+
+
+class BalanceSnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BalanceSnapshot
+        fields = (
+            "shortcode",
+            "account",
+            "currency",
+            "current",
+            "available",
+            "reserved",
+            "uncleared",
+            "reported_at",
+        )
+        read_only_fields = fields
+
+
+class RegisterUrlsResultSerializer(serializers.Serializer):
+    response_code = serializers.CharField()
+    response_description = serializers.CharField()
+    originator_conversation_id = serializers.CharField(allow_null=True)
+
+
+class TransactionRefreshSerializer(serializers.Serializer):
+    transaction = TransactionSerializer()
+    inquiry = InquirySerializer(allow_null=True)

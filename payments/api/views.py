@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -12,7 +13,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, status
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,17 +22,27 @@ from rest_framework.viewsets import ReadOnlyModelViewSet
 from payments.api.exceptions import api_exception_handler
 from payments.api.filters import TransactionFilter, TransactionSearchFilter
 from payments.api.serializers import (
+    B2CRequestSerializer,
+    BalanceRequestSerializer,
+    BalanceSnapshotSerializer,
     ErrorSerializer,
+    InquirySerializer,
+    RegisterUrlsResultSerializer,
+    RegisterUrlsSerializer,
+    ReversalRequestSerializer,
     StkPushFailedSerializer,
     StkPushRequestSerializer,
     StkPushResultSerializer,
+    TransactionRefreshSerializer,
     TransactionSerializer,
 )
 from payments.api.throttles import StkPushPhoneThrottle, StkPushUserThrottle
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
-from payments.selectors import transaction_visible_to
+from payments.selectors import balances_latest, transaction_visible_to
+from payments.services.b2c import b2c_payout_initiate
+from payments.services.c2b import c2b_urls_register
 from payments.services.idempotency import (
     KEY_MAX_LENGTH,
     idempotency_key_answered,
@@ -40,6 +51,8 @@ from payments.services.idempotency import (
     idempotency_key_release,
     request_fingerprint,
 )
+from payments.services.inquiries import account_balance_request, transaction_refresh
+from payments.services.reversals import reversal_initiate
 from payments.services.stk_push import stk_push_initiate, stk_push_refresh_if_stale
 
 logger = logging.getLogger(__name__)
@@ -57,6 +70,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     descriptions = {
         400: "Invalid input; `errors` names each offending field.",
         401: "No or invalid credentials (send `Authorization: Token <key>`).",
+        403: "Not staff, or missing the permission this action needs.",
         404: "No such transaction among yours.",
         409: "A request with this Idempotency-Key is still being processed.",
         422: "The Idempotency-Key was used with another body.",
@@ -64,6 +78,39 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         503: "M-Pesa is not configured on this server.",
     }
     return {c: OpenApiResponse(ErrorSerializer, description=descriptions[c]) for c in codes}
+
+
+def transaction_answer(transaction, serializer_class, *, accepted: int) -> Response:
+    """202 while Daraja's answer is unknown; 502 with Daraja's code when it refused."""
+    body = serializer_class(transaction).data
+    if transaction.status == TransactionStatus.FAILED:
+        return Response(
+            {
+                "code": transaction.result_code or "daraja_error",
+                "detail": transaction.result_desc or "M-Pesa refused the request.",
+                "transaction": body,
+            },
+            status=status.HTTP_502_BAD_GATEWAY,
+        )
+    if transaction.status == TransactionStatus.UNKNOWN:
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+    return Response(body, status=accepted)
+
+
+class HasRequiredPermission(BasePermission):
+    """Staff holding the view's ``required_permission`` (e.g. "payments.pay_out")."""
+
+    message = "You need a staff account with the permission for this action."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        required = getattr(view, "required_permission", None)
+        return bool(
+            user
+            and user.is_authenticated
+            and user.is_staff
+            and (required is None or user.has_perm(required))
+        )
 
 
 class PaymentsAPIView(APIView):
@@ -161,19 +208,9 @@ class StkPushView(IdempotentPostMixin, PaymentsAPIView):
         serializer = StkPushRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         transaction = stk_push_initiate(user=request.user, **serializer.validated_data)
-        body = StkPushResultSerializer(transaction).data
-        if transaction.status == TransactionStatus.FAILED:
-            return Response(
-                {
-                    "code": transaction.result_code or "daraja_error",
-                    "detail": transaction.result_desc or "M-Pesa refused the request.",
-                    "transaction": body,
-                },
-                status=status.HTTP_502_BAD_GATEWAY,
-            )
-        if transaction.status == TransactionStatus.UNKNOWN:
-            return Response(body, status=status.HTTP_202_ACCEPTED)
-        return Response(body, status=status.HTTP_201_CREATED)
+        return transaction_answer(
+            transaction, StkPushResultSerializer, accepted=status.HTTP_201_CREATED
+        )
 
 
 class StkPushStatusView(PaymentsAPIView):
@@ -225,3 +262,156 @@ class TransactionViewSet(ReadOnlyModelViewSet):
 
     def get_exception_handler(self) -> Callable:
         return api_exception_handler
+
+
+class StaffAPIView(PaymentsAPIView):
+    permission_classes = (IsAuthenticated, HasRequiredPermission)
+    required_permission: str | None = None
+
+
+class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
+    required_permission = "payments.pay_out"
+
+    @extend_schema(
+        operation_id="b2c_payout_create",
+        summary="Send money to a customer (B2C payout)",
+        description="Recorded before it is sent; 202 means Daraja accepted it (status "
+        "`pending`) or its answer was lost (`unknown`, never resent: reconciliation asks "
+        "Transaction Status). The result arrives later. Needs the payments.pay_out permission.",
+        request=B2CRequestSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            202: TransactionSerializer,
+            502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
+            **_errors(400, 401, 403, 409, 422, 503),
+        },
+        tags=["Money out"],
+    )
+    def post(self, request: Request) -> Response:
+        return self.idempotent(request, self._pay_out)
+
+    def _pay_out(self, request: Request) -> Response:
+        serializer = B2CRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        transaction = b2c_payout_initiate(user=request.user, **serializer.validated_data)
+        return transaction_answer(
+            transaction, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
+        )
+
+
+class ReversalView(IdempotentPostMixin, StaffAPIView):
+    required_permission = "payments.refund"
+
+    @extend_schema(
+        operation_id="reversal_create",
+        summary="Refund a payment with an M-Pesa reversal",
+        description="Reverses all (default) or part of a successful STK or C2B payment, found by "
+        "our id or its receipt. The refunds of one payment never add up to more than it. Needs "
+        "the payments.refund permission.",
+        request=ReversalRequestSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            202: TransactionSerializer,
+            502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
+            **_errors(400, 401, 403, 409, 422, 503),
+        },
+        tags=["Money out"],
+    )
+    def post(self, request: Request) -> Response:
+        return self.idempotent(request, self._reverse)
+
+    def _reverse(self, request: Request) -> Response:
+        serializer = ReversalRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        reversal = reversal_initiate(
+            user=request.user,
+            transaction_ref=data["transaction"],
+            amount=data["amount"],
+            remarks=data["remarks"],
+        )
+        return transaction_answer(
+            reversal, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
+        )
+
+
+class BalanceView(StaffAPIView):
+    required_permission = "payments.view_balance"
+
+    @extend_schema(
+        operation_id="balance_list",
+        summary="The latest balance of each M-Pesa account",
+        responses={200: BalanceSnapshotSerializer(many=True), **_errors(401, 403)},
+        tags=["Money out"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(BalanceSnapshotSerializer(balances_latest(), many=True).data)
+
+    @extend_schema(
+        operation_id="balance_refresh",
+        summary="Ask M-Pesa for the current balances",
+        description="202: the balances arrive shortly at our result URL; GET shows them.",
+        request=BalanceRequestSerializer,
+        responses={
+            202: InquirySerializer,
+            502: OpenApiResponse(ErrorSerializer, description="Daraja refused the request."),
+            **_errors(400, 401, 403, 503),
+        },
+        tags=["Money out"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = BalanceRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        inquiry = account_balance_request(user=request.user, **serializer.validated_data)
+        return Response(InquirySerializer(inquiry).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TransactionRefreshView(StaffAPIView):
+    @extend_schema(
+        operation_id="transaction_refresh",
+        summary="Ask M-Pesa for the current state of one transaction",
+        description="An STK Push is checked with an STK query and answered at once (200). "
+        "Other transactions are checked with Transaction Status, whose result arrives later "
+        "(202 with the inquiry).",
+        request=None,
+        responses={
+            200: TransactionRefreshSerializer,
+            202: TransactionRefreshSerializer,
+            502: OpenApiResponse(ErrorSerializer, description="Daraja refused the request."),
+            **_errors(400, 401, 403, 404, 503),
+        },
+        tags=["Transactions"],
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        transaction = get_object_or_404(Transaction, pk=pk)
+        refreshed, inquiry = transaction_refresh(transaction=transaction, user=request.user)
+        body = {
+            "transaction": TransactionSerializer(refreshed).data,
+            "inquiry": InquirySerializer(inquiry).data if inquiry else None,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED if inquiry else status.HTTP_200_OK)
+
+
+class RegisterUrlsView(StaffAPIView):
+    @extend_schema(
+        operation_id="c2b_register_urls",
+        summary="Register our C2B validation and confirmation URLs with M-Pesa",
+        request=RegisterUrlsSerializer,
+        responses={
+            200: RegisterUrlsResultSerializer,
+            502: OpenApiResponse(ErrorSerializer, description="Daraja refused the request."),
+            **_errors(400, 401, 403, 503),
+        },
+        tags=["C2B"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterUrlsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        answer = c2b_urls_register(**serializer.validated_data)
+        return Response(
+            {
+                "response_code": answer.response_code,
+                "response_description": answer.response_description,
+                "originator_conversation_id": answer.originator_conversation_id,
+            }
+        )

@@ -19,7 +19,7 @@ from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
 from payments.services.common import callback_url, error_details
 from payments.services.reversals import reversal_result_apply
-from payments.services.stk_push import stk_result_apply
+from payments.services.stk_push import stk_query_settle, stk_result_apply
 from payments.signals import balance_updated
 
 logger = logging.getLogger(__name__)
@@ -228,3 +228,20 @@ def _send(inquiry: DarajaInquiry, client: DarajaClient | None, call) -> DarajaIn
     inquiry.metadata = {**inquiry.metadata, "acknowledgement": ack.raw}
     inquiry.save()
     return inquiry
+
+
+def transaction_refresh(
+    *, transaction: Transaction, user: Any = None, client: DarajaClient | None = None
+) -> tuple[Transaction, DarajaInquiry | None]:
+    """Bring one transaction up to date: an STK query now, or a Transaction Status inquiry.
+
+    Returns the transaction and, for a status inquiry, the inquiry whose result comes later.
+    """
+    if transaction.transaction_type == TransactionType.STK_PUSH and transaction.checkout_request_id:
+        try:
+            return stk_query_settle(transaction=transaction, client=client), None
+        except DarajaError as exc:
+            raise DarajaRefusedError(
+                exc.error_message or str(exc), code=exc.error_code or DarajaRefusedError.code
+            ) from exc
+    return transaction, transaction_status_query(transaction=transaction, user=user, client=client)
