@@ -118,6 +118,8 @@ def _process_stk_callback(event: CallbackEvent) -> None:
         _reject(event, transaction, "CheckoutRequestID differs from the one Daraja gave us")
         return
     outcome = stk_result_outcome(callback.result_code)
+    if _completes_queried_success(event, transaction, callback):
+        return
     if _is_duplicate(event, transaction, callback.result_code, outcome.status):
         return
     if outcome.status == TransactionStatus.SUCCESS:
@@ -141,6 +143,32 @@ def _process_stk_callback(event: CallbackEvent) -> None:
         details=_callback_details(callback),
     )
     _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _completes_queried_success(
+    event: CallbackEvent, transaction: Transaction, callback: StkCallback
+) -> bool:
+    """An STK query settled the payment before its callback came: the query carries no receipt,
+    so the callback completes the row (or flags it) instead of being dropped as a duplicate."""
+    if not (
+        callback.is_success
+        and transaction.status == TransactionStatus.SUCCESS
+        and not transaction.mpesa_receipt_number
+    ):
+        return False
+    problems = _mismatches(transaction, callback)
+    if problems:
+        _reject(event, transaction, "; ".join(problems))
+        return True
+    transaction.mpesa_receipt_number = callback.mpesa_receipt_number or ""
+    transaction.transaction_date = callback.transaction_date or transaction.transaction_date
+    transaction.metadata = {
+        **transaction.metadata,
+        "callback_after_query": _callback_details(callback),
+    }
+    transaction.save()
+    _settle_event(event, CallbackOutcome.PROCESSED, "completed a success found by STK query")
+    return True
 
 
 def _mismatches(transaction: Transaction, callback: StkCallback) -> list[str]:

@@ -112,3 +112,83 @@ def push_body() -> dict:
         "account_reference": "INV00042",
         "transaction_desc": "Order 42",
     }
+
+
+def stk_transaction(
+    *,
+    checkout_request_id: str,
+    status: str = "pending",
+    user=None,
+    age_seconds: int = 0,
+    **fields,
+):
+    """An STK Push row as the push service leaves it once Daraja accepted, ``age_seconds`` old."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.enums import TransactionType
+    from payments.models import Transaction
+
+    transaction = Transaction.objects.create(
+        transaction_type=TransactionType.STK_PUSH,
+        status=status,
+        checkout_request_id=checkout_request_id,
+        amount=1,
+        phone_number="254708374149",
+        environment="sandbox",
+        user=user,
+        **fields,
+    )
+    if age_seconds:
+        # created_at is auto_now_add: only an update can put it in the past.
+        Transaction.objects.filter(pk=transaction.pk).update(
+            created_at=timezone.now() - timedelta(seconds=age_seconds)
+        )
+        transaction.refresh_from_db()
+    return transaction
+
+
+@pytest.fixture
+def post_result(client, django_capture_on_commit_callbacks):
+    """Post a body to a result or timeout URL as Daraja would, running on-commit hooks.
+
+    ``post(kind, token, body, which="result")`` for kind b2c, reversal, balance or status.
+    """
+
+    def post(kind: str, token: str, body, which: str = "result"):
+        raw = body if isinstance(body, bytes | str) else json.dumps(body)
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                f"/api/v1/payments/callbacks/{kind}/{token}/{which}",
+                raw,
+                content_type="application/json",
+            )
+
+    return post
+
+
+@pytest.fixture
+def money_signals():
+    """(signal name, kwargs) of each money-out signal sent during the test, in order."""
+    from payments import signals
+
+    names = (
+        "payout_completed",
+        "payout_failed",
+        "reversal_completed",
+        "reversal_failed",
+        "balance_updated",
+    )
+    received: list[tuple[str, dict]] = []
+    receivers = {}
+    for name in names:
+
+        def receiver(sender, signal=None, _name=name, **kwargs):
+            received.append((_name, kwargs))
+
+        receivers[name] = receiver
+        getattr(signals, name).connect(receiver)
+    yield received
+    for name, receiver in receivers.items():
+        getattr(signals, name).disconnect(receiver)

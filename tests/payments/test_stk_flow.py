@@ -189,3 +189,34 @@ def test_a_body_that_is_not_json_is_stored_with_its_error_and_acknowledged(
     assert "JSON" in event.error or "json" in event.error
     transaction.refresh_from_db()
     assert transaction.status == "pending"
+
+
+def test_a_callback_after_a_query_success_adds_the_receipt_without_a_second_signal(
+    api, post_callback, daraja, push_body, signals
+):
+    transaction = start_push(api, daraja, push_body)
+    Transaction.objects.filter(pk=transaction.pk).update(status="success", result_code="0")
+
+    post_callback(
+        transaction,
+        stk_callback(checkout_request_id=CHECKOUT, amount=1, phone_number="254708374149"),
+    )
+
+    transaction.refresh_from_db()
+    assert transaction.status == "success"
+    assert transaction.mpesa_receipt_number == "NLJ7RT61SV"
+    assert CallbackEvent.objects.get(transaction=transaction).outcome == "processed"
+    assert signals == []
+
+
+def test_a_mismatched_callback_after_a_query_success_flags_the_payment(
+    api, post_callback, daraja, push_body
+):
+    transaction = start_push(api, daraja, push_body)
+    Transaction.objects.filter(pk=transaction.pk).update(status="success", result_code="0")
+
+    post_callback(transaction, stk_callback(checkout_request_id=CHECKOUT, amount=999))
+
+    transaction.refresh_from_db()
+    assert transaction.needs_review is True
+    assert transaction.mpesa_receipt_number == ""
