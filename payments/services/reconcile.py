@@ -105,23 +105,34 @@ def _reconcile_one(row, *, client, sleep, report, progress) -> None:
         try:
             _settle(row, client=client, report=report, progress=progress)
             return
-        except DarajaError as exc:
-            if not exc.is_rate_limited:
+        except (DarajaError, PaymentsError) as exc:
+            throttled = _rate_limit_error(exc)
+            if throttled is None:
                 report.errors += 1
-                progress(f"{row.pk}: Daraja error {exc}")
+                progress(
+                    f"{row.pk}: Daraja error {exc}"
+                    if isinstance(exc, DarajaError)
+                    else f"{row.pk}: {exc.message}"
+                )
                 return
             report.rate_limited += 1
             if attempt == RATE_LIMIT_RETRIES:
                 report.stopped_early = True
-                progress(f"{row.pk}: Daraja keeps throttling ({exc.error_code}); stopping")
+                progress(f"{row.pk}: Daraja keeps throttling ({throttled.error_code}); stopping")
                 return
             delay = RATE_LIMIT_BACKOFF[min(attempt, len(RATE_LIMIT_BACKOFF) - 1)]
-            progress(f"{row.pk}: throttled ({exc.error_code}); waiting {delay:.0f}s")
+            progress(f"{row.pk}: throttled ({throttled.error_code}); waiting {delay:.0f}s")
             sleep(delay)
-        except PaymentsError as exc:
-            report.errors += 1
-            progress(f"{row.pk}: {exc.message}")
-            return
+
+
+def _rate_limit_error(exc: Exception) -> DarajaError | None:
+    """Daraja's spike-arrest or quota answer behind ``exc``, if that is what it is.
+
+    A Transaction Status query reports Daraja's refusal as a DarajaRefusedError caused by the
+    DarajaError: throttling there must back off (and stop the run) just like an STK query.
+    """
+    error = exc if isinstance(exc, DarajaError) else exc.__cause__
+    return error if isinstance(error, DarajaError) and error.is_rate_limited else None
 
 
 def _settle(row: Transaction, *, client, report: ReconcileReport, progress) -> None:

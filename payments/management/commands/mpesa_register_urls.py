@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from payments.daraja.errors import DarajaError
-from payments.exceptions import PaymentsError
+from payments.exceptions import PaymentsError, PaymentValidationError
 from payments.services.c2b import c2b_urls_register
 
 
@@ -24,6 +24,9 @@ class Command(BaseCommand):
                 response_type=options["response_type"],
                 shortcode=options["shortcode"],
             )
+        except PaymentValidationError as exc:
+            # Name the setting to fix (callback_base_url), as the API's 400 does.
+            raise CommandError(f"{exc.field}: {exc.message}") from None
         except PaymentsError as exc:
             raise CommandError(exc.message) from None
         except DarajaError as exc:
