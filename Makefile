@@ -22,9 +22,11 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 .env:
 	cp .env.example .env
 
+# In simulator mode this server is also Daraja and the callback target: tell it its own origin.
+run: export MPESA_SIMULATOR_ORIGIN = http://127.0.0.1:$(PORT)
 run: $(VENV)/.installed .env
 	$(BIN)/python manage.py migrate --noinput
-	@echo "Serving on http://127.0.0.1:$(PORT)/ (admin: http://127.0.0.1:$(PORT)/admin/)"
+	$(BIN)/python manage.py mpesa_demo --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 lint: $(VENV)/.installed-dev

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "payments",
+    "simulator",
 ]
 
 MIDDLEWARE = [
@@ -170,25 +171,61 @@ def _http_timeout(raw: str) -> tuple[float, float]:
     raise ImproperlyConfigured('MPESA_HTTP_TIMEOUT must be "READ" or "CONNECT,READ" seconds')
 
 
+MPESA_ENVIRONMENT = env.str("MPESA_ENVIRONMENT", default="sandbox")
+SIMULATOR_MODE = MPESA_ENVIRONMENT == "simulator"
+# In simulator mode this server is both Daraja and the callback target; make run sets the port.
+SIMULATOR_ORIGIN = (
+    env.str("MPESA_SIMULATOR_ORIGIN", default="") or "http://127.0.0.1:8000"
+).rstrip("/")
+# Values that work against the built-in simulator, used only in simulator mode when unset.
+_SIMULATOR_DEFAULTS = {
+    "BASE_URL": f"{SIMULATOR_ORIGIN}/simulator/daraja",
+    "CONSUMER_KEY": "simulator-consumer-key",
+    "CONSUMER_SECRET": "simulator-consumer-secret",
+    "SHORTCODE": "174379",
+    "PASSKEY": "simulator-passkey",
+    "B2C_SHORTCODE": "600992",
+    "INITIATOR_NAME": "simulator-initiator",
+    "SECURITY_CREDENTIAL": "simulator-security-credential",
+    "CALLBACK_BASE_URL": SIMULATOR_ORIGIN,
+    "CALLBACK_SECRET": "simulator-callback-secret-0123456789",
+}
+
+
+def _mpesa(name: str) -> str:
+    """MPESA_<name>, or in simulator mode the simulator's value when unset or a placeholder."""
+    value = env.str(f"MPESA_{name}", default="")
+    if SIMULATOR_MODE and value.strip().lower() in ("", "replace-me"):
+        return _SIMULATOR_DEFAULTS.get(name, value)
+    return value
+
+
 PAYMENTS = {
-    "ENVIRONMENT": env.str("MPESA_ENVIRONMENT", default="sandbox"),
-    "BASE_URL": env.str("MPESA_BASE_URL", default=""),
-    "CONSUMER_KEY": env.str("MPESA_CONSUMER_KEY", default=""),
-    "CONSUMER_SECRET": env.str("MPESA_CONSUMER_SECRET", default=""),
-    "SHORTCODE": env.str("MPESA_SHORTCODE", default=""),
-    "PASSKEY": env.str("MPESA_PASSKEY", default=""),
+    "ENVIRONMENT": MPESA_ENVIRONMENT,
+    "BASE_URL": _mpesa("BASE_URL"),
+    "CONSUMER_KEY": _mpesa("CONSUMER_KEY"),
+    "CONSUMER_SECRET": _mpesa("CONSUMER_SECRET"),
+    "SHORTCODE": _mpesa("SHORTCODE"),
+    "PASSKEY": _mpesa("PASSKEY"),
     "STK_TRANSACTION_TYPE": env.str("MPESA_STK_TRANSACTION_TYPE", default="CustomerPayBillOnline"),
-    "TILL_NUMBER": env.str("MPESA_TILL_NUMBER", default=""),
-    "B2C_SHORTCODE": env.str("MPESA_B2C_SHORTCODE", default=""),
-    "INITIATOR_NAME": env.str("MPESA_INITIATOR_NAME", default=""),
-    "INITIATOR_PASSWORD": env.str("MPESA_INITIATOR_PASSWORD", default=""),
-    "CERTIFICATE_PATH": env.str("MPESA_CERTIFICATE_PATH", default=""),
-    "SECURITY_CREDENTIAL": env.str("MPESA_SECURITY_CREDENTIAL", default=""),
-    "CALLBACK_BASE_URL": env.str("MPESA_CALLBACK_BASE_URL", default=""),
-    "CALLBACK_SECRET": env.str("MPESA_CALLBACK_SECRET", default=""),
+    "TILL_NUMBER": _mpesa("TILL_NUMBER"),
+    "B2C_SHORTCODE": _mpesa("B2C_SHORTCODE"),
+    "INITIATOR_NAME": _mpesa("INITIATOR_NAME"),
+    "INITIATOR_PASSWORD": _mpesa("INITIATOR_PASSWORD"),
+    "CERTIFICATE_PATH": _mpesa("CERTIFICATE_PATH"),
+    "SECURITY_CREDENTIAL": _mpesa("SECURITY_CREDENTIAL"),
+    "CALLBACK_BASE_URL": _mpesa("CALLBACK_BASE_URL"),
+    "CALLBACK_SECRET": _mpesa("CALLBACK_SECRET"),
     "HTTP_TIMEOUT": _http_timeout(env.str("MPESA_HTTP_TIMEOUT", default="5,30")),
     "STK_RATE_PER_PHONE": env.str("MPESA_STK_RATE_PER_PHONE", default="") or "5/min",
     "STK_RATE_PER_USER": env.str("MPESA_STK_RATE_PER_USER", default="") or "30/min",
+}
+
+DARAJA_SIMULATOR = {
+    # Seconds before a simulated result is posted back, and before a "late" one is.
+    "CALLBACK_DELAY": float(env.str("MPESA_SIMULATOR_CALLBACK_DELAY", default="") or 3),
+    "LATE_DELAY": float(env.str("MPESA_SIMULATOR_LATE_DELAY", default="") or 20),
+    "TOKEN_LIFETIME": 3599,
 }
 
 LOGGING = {

@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("docs", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
     path("docs/", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
+    # Daraja's paths, simulated; they answer 404 unless MPESA_ENVIRONMENT is "simulator".
+    path("simulator/daraja/", include("simulator.urls")),
     path("", include("payments.urls")),
 ]

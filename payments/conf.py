@@ -12,11 +12,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-ENVIRONMENTS = ("sandbox", "production")
+ENVIRONMENTS = ("sandbox", "production", "simulator")
 STK_TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 
 DEFAULTS: dict[str, Any] = {
-    # "sandbox" or "production"; picks Daraja's base URL unless BASE_URL overrides it.
+    # "sandbox", "production" or "simulator" (a Daraja-compatible server at BASE_URL); picks
+    # Daraja's base URL unless BASE_URL overrides it.
     "ENVIRONMENT": "sandbox",
     # Any Daraja-compatible server; plain http only for loopback hosts.
     "BASE_URL": "",
@@ -67,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "STK_EXPIRE_AFTER": 10 * 60,
     # Reconciliation: ask Daraja about one row at most once per this many seconds.
     "RECONCILE_INTERVAL": 60,
+    # Hosted checkout links expire after this many seconds unless given an expiry.
+    "CHECKOUT_LINK_TTL": 24 * 60 * 60,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

@@ -94,6 +94,7 @@ class Transaction(models.Model):
             ("refund", "Can refund payments with M-Pesa reversals"),
             ("view_balance", "Can view and refresh the M-Pesa account balance"),
             ("approve_payout", "Can approve another user's large payout"),
+            ("create_checkout_link", "Can create hosted checkout links"),
         ]
         ordering = ["-created_at"]
         indexes = [

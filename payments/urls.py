@@ -6,6 +6,9 @@ from rest_framework.routers import SimpleRouter
 from payments.api.views import (
     B2CPayoutView,
     BalanceView,
+    CheckoutLinkView,
+    CheckoutPayView,
+    CheckoutStatusView,
     RegisterUrlsView,
     ReversalView,
     StkPushStatusView,
@@ -15,6 +18,7 @@ from payments.api.views import (
 )
 from payments.enums import CallbackKind as K
 from payments.views.callbacks import C2BCallbackView, ResultCallbackView
+from payments.views.pages import checkout_page
 
 app_name = "payments"
 
@@ -34,6 +38,8 @@ API = r"^api/v1/payments/mpesa/"
 # Not under /mpesa/: Daraja refuses callback URLs containing that word (API.md §4.1).
 CALLBACKS = r"^api/v1/payments/callbacks/"
 CALLBACK_SEGMENT = r"(?P<callback_token>[A-Za-z0-9_-]{16,64})"
+# django.core.signing tokens: URL-safe base64 and colons.
+CHECKOUT_SEGMENT = r"(?P<token>[A-Za-z0-9_:.-]{20,600})"
 
 
 def result_route(path: str, kind: str, owner: str, name: str):
@@ -57,7 +63,15 @@ urlpatterns = [
         TransactionRefreshView.as_view(),
         name="transaction-refresh",
     ),
+    re_path(rf"{API}checkout/?$", CheckoutLinkView.as_view(), name="checkout-link"),
     re_path(API, include(router.urls)),
+    re_path(rf"^pay/{CHECKOUT_SEGMENT}/?$", checkout_page, name="checkout-page"),
+    re_path(rf"^pay/{CHECKOUT_SEGMENT}/start/?$", CheckoutPayView.as_view(), name="checkout-pay"),
+    re_path(
+        rf"^pay/{CHECKOUT_SEGMENT}/status/(?P<transaction_id>[0-9a-fA-F-]{{36}})/?$",
+        CheckoutStatusView.as_view(),
+        name="checkout-status",
+    ),
     result_route("stk/{token}", K.STK, "transaction", "stk-callback"),
     result_route("b2c/{token}/result", K.B2C_RESULT, "transaction", "b2c-result"),
     result_route("b2c/{token}/timeout", K.B2C_TIMEOUT, "transaction", "b2c-timeout"),

@@ -45,6 +45,9 @@ DOCUMENTED_VARIABLES = (
     "MPESA_HTTP_TIMEOUT",
     "MPESA_STK_RATE_PER_PHONE",
     "MPESA_STK_RATE_PER_USER",
+    "MPESA_SIMULATOR_ORIGIN",
+    "MPESA_SIMULATOR_CALLBACK_DELAY",
+    "MPESA_SIMULATOR_LATE_DELAY",
     # deployment tuning beyond the list
     "DJANGO_LOG_LEVEL",
     "DJANGO_SECURE_SSL_REDIRECT",
@@ -100,6 +103,9 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "MPESA_HTTP_TIMEOUT": "5,30",
             "MPESA_STK_RATE_PER_PHONE": "5/min",
             "MPESA_STK_RATE_PER_USER": "30/min",
+            "MPESA_SIMULATOR_ORIGIN": "",
+            "MPESA_SIMULATOR_CALLBACK_DELAY": "",
+            "MPESA_SIMULATOR_LATE_DELAY": "",
         }
     )
     return env
@@ -206,13 +212,28 @@ def test_deploy_check_reports_payments_errors_from_the_environment(tmp_path):
     assert "payments.E004" in result.stderr, output_of(result)
 
 
-def test_env_example_placeholders_never_stop_the_development_server(tmp_path):
+def test_env_example_runs_the_simulator_with_no_credential_warning(tmp_path):
     env = clean_env(tmp_path, debug=True)
     env.update(env_example_values())
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     env["CACHE_URL"] = ""
-    assert env["DJANGO_DEBUG"] == "true"
+    assert env["MPESA_ENVIRONMENT"] == "simulator"
     assert env["MPESA_CONSUMER_KEY"] == "replace-me"
+
+    result = manage("check", env=env)
+
+    assert result.returncode == 0, output_of(result)
+    # The simulator supplies its own credentials in place of the placeholders.
+    assert "payments.W001" not in result.stdout + result.stderr, output_of(result)
+
+
+def test_env_example_placeholders_never_stop_a_sandbox_development_server(tmp_path):
+    env = clean_env(tmp_path, debug=True)
+    env.update(env_example_values())
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    env["CACHE_URL"] = ""
+    env["MPESA_ENVIRONMENT"] = "sandbox"
+    assert env["DJANGO_DEBUG"] == "true"
 
     result = manage("check", env=env)
 

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
+from payments.services.checkout import CheckoutLinkInvalidError
 from payments.services.idempotency import (
     IdempotencyKeyInProgressError,
     IdempotencyKeyReusedError,
@@ -21,6 +22,7 @@ STATUS_BY_ERROR: dict[type[PaymentsError], int] = {
     IdempotencyKeyReusedError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     IdempotencyKeyInProgressError: status.HTTP_409_CONFLICT,
     DarajaRefusedError: status.HTTP_502_BAD_GATEWAY,
+    CheckoutLinkInvalidError: status.HTTP_404_NOT_FOUND,
 }
 
 

@@ -162,3 +162,39 @@ class RegisterUrlsResultSerializer(serializers.Serializer):
 class TransactionRefreshSerializer(serializers.Serializer):
     transaction = TransactionSerializer()
     inquiry = InquirySerializer(allow_null=True)
+
+
+class CheckoutLinkRequestSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(help_text="Whole shillings, 1 to 250000.")
+    account_reference = serializers.CharField(max_length=64)
+    description = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Default: in 24 hours."
+    )
+
+
+class CheckoutLinkSerializer(serializers.Serializer):
+    url = serializers.URLField()
+    token = serializers.CharField()
+    amount = serializers.IntegerField()
+    account_reference = serializers.CharField()
+    description = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class CheckoutPayRequestSerializer(serializers.Serializer):
+    phone_number = serializers.CharField(max_length=32)
+
+
+class CheckoutStatusSerializer(serializers.ModelSerializer):
+    """What the payer's page may see: the status and the receipt, nothing about the merchant."""
+
+    message = serializers.CharField(source="customer_message", read_only=True)
+    final = serializers.BooleanField(source="is_final", read_only=True)
+
+    class Meta:
+        model = Transaction
+        fields = ("id", "status", "final", "message", "mpesa_receipt_number", "amount")
+        read_only_fields = fields

@@ -25,6 +25,10 @@ from payments.api.serializers import (
     B2CRequestSerializer,
     BalanceRequestSerializer,
     BalanceSnapshotSerializer,
+    CheckoutLinkRequestSerializer,
+    CheckoutLinkSerializer,
+    CheckoutPayRequestSerializer,
+    CheckoutStatusSerializer,
     ErrorSerializer,
     InquirySerializer,
     RegisterUrlsResultSerializer,
@@ -43,6 +47,13 @@ from payments.models import Transaction
 from payments.selectors import balances_latest, transaction_visible_to
 from payments.services.b2c import b2c_payout_initiate
 from payments.services.c2b import c2b_urls_register
+from payments.services.checkout import (
+    checkout_link_create,
+    checkout_link_read,
+    checkout_path,
+    checkout_pay,
+    checkout_transaction,
+)
 from payments.services.idempotency import (
     KEY_MAX_LENGTH,
     idempotency_key_answered,
@@ -415,3 +426,86 @@ class RegisterUrlsView(StaffAPIView):
                 "originator_conversation_id": answer.originator_conversation_id,
             }
         )
+
+
+class StaffOrPermission(BasePermission):
+    """Staff, or a server-side caller whose account holds the view's ``required_permission``."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and (user.is_staff or user.has_perm(view.required_permission))
+        )
+
+
+class CheckoutLinkView(PaymentsAPIView):
+    permission_classes = (IsAuthenticated, StaffOrPermission)
+    required_permission = "payments.create_checkout_link"
+
+    @extend_schema(
+        operation_id="checkout_link_create",
+        summary="Create a hosted checkout link",
+        description="The amount, account reference and description are signed into the link; "
+        "the customer only enters a phone number. Staff, or callers with the "
+        "payments.create_checkout_link permission.",
+        request=CheckoutLinkRequestSerializer,
+        responses={201: CheckoutLinkSerializer, **_errors(400, 401, 403)},
+        tags=["Checkout"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CheckoutLinkRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        token = checkout_link_create(
+            amount=data["amount"],
+            account_reference=data["account_reference"],
+            description=data["description"],
+            expires_at=data["expires_at"],
+            created_by=request.user,
+        )
+        link = checkout_link_read(token)
+        body = {
+            "url": request.build_absolute_uri(checkout_path(token)),
+            "token": token,
+            "amount": link.amount,
+            "account_reference": link.account_reference,
+            "description": link.description,
+            "expires_at": link.expires_at,
+        }
+        return Response(CheckoutLinkSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class CheckoutPayView(PaymentsAPIView):
+    """The checkout page's Pay button. The signed link is the credential; no login."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = (StkPushPhoneThrottle,)
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request, token: str) -> Response:
+        serializer = CheckoutPayRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        transaction = checkout_pay(
+            token=token, phone_number=serializer.validated_data["phone_number"]
+        )
+        return transaction_answer(
+            transaction, CheckoutStatusSerializer, accepted=status.HTTP_201_CREATED
+        )
+
+
+class CheckoutStatusView(PaymentsAPIView):
+    """What the checkout page polls: its own transaction only, found through the link."""
+
+    authentication_classes = ()
+    permission_classes = ()
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, token: str, transaction_id: str) -> Response:
+        transaction = checkout_transaction(token=token, transaction_id=transaction_id)
+        if transaction is None:
+            raise exceptions.NotFound("No such payment for this link.")
+        transaction = stk_push_refresh_if_stale(transaction=transaction)
+        return Response(CheckoutStatusSerializer(transaction).data)

@@ -50,6 +50,8 @@ def resolve_base_url(environment: str, base_url: str = "") -> str:
                 "(use https for anything else)"
             )
         return base_url.rstrip("/")
+    if environment == "simulator":
+        raise ValueError("the simulator environment needs an explicit base URL")
     try:
         return BASE_URLS[environment]
     except KeyError:

@@ -329,6 +329,11 @@ def _process_status_result(event: CallbackEvent) -> None:
         _settle_event(event, CallbackOutcome.DUPLICATE, "")
         return
     event.transaction_id = inquiry.transaction_id
+    if not _inquiry_ids_match(inquiry, result):
+        # Misrouted or forged: it could settle our payout with another transaction's receipt.
+        transaction = Transaction.objects.select_for_update().get(pk=inquiry.transaction_id)
+        _reject(event, transaction, "the status result's conversation ids are not this query's")
+        return
     effect = status_result_apply(inquiry=inquiry, result=result)
     _settle_event(event, CallbackOutcome.PROCESSED, "" if effect != "flagged" else effect)
 
@@ -381,6 +386,13 @@ def _ids_match(event: CallbackEvent, transaction: Transaction, result: ResultBod
         _reject(event, transaction, "the result's conversation ids are not this request's")
         return False
     return True
+
+
+def _inquiry_ids_match(inquiry: DarajaInquiry, result: ResultBody) -> bool:
+    """The result answers the inquiry we sent (the ids Daraja acknowledged it with)."""
+    ours = {inquiry.originator_conversation_id, inquiry.conversation_id} - {None, ""}
+    theirs = {result.originator_conversation_id, result.conversation_id} - {None, ""}
+    return not (ours and theirs and not ours & theirs)
 
 
 def _success_or_failed(result: ResultBody) -> str:

@@ -143,7 +143,7 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
             result_desc=result.result_desc,
             source=source,
             receipt_number=result.receipt_number,
-            recipient_name=result.credit_party_name,
+            recipient_name=_name_without_number(result.credit_party_name),
             completed_at=result.finalised_at,
             details=details,
         )
@@ -170,6 +170,14 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
     else:  # C2B rows are born successful and never awaiting a result
         return "unchanged"
     return "settled"
+
+
+def _name_without_number(party: str | None) -> str | None:
+    # Daraja joins number and name ("254708374149 - John Doe"); a B2C result's recipient is
+    # stored as the name alone, so the same payout settled by a status query must be too.
+    if party is None or " - " not in party:
+        return None
+    return party.split(" - ", 1)[1].strip() or None
 
 
 def inquiry_queue_timeout_apply(*, inquiry: DarajaInquiry) -> None:

@@ -23,6 +23,7 @@ STAFF_PATHS = {
     "/api/v1/payments/mpesa/reverse",
     "/api/v1/payments/mpesa/balance",
     "/api/v1/payments/mpesa/register-urls",
+    "/api/v1/payments/mpesa/checkout",
     "/api/v1/payments/mpesa/transactions/{id}/refresh",
 }
 API_PATHS = APP_PATHS | STAFF_PATHS

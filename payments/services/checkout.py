@@ -1,0 +1,141 @@
+"""Hosted checkout links: amount, reference and description fixed and signed by the server."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone
+
+from payments.conf import payments_settings
+from payments.exceptions import PaymentsError, PaymentValidationError
+from payments.models import Transaction
+from payments.services.common import validated_whole_amount
+from payments.services.stk_push import (
+    ACCOUNT_REFERENCE_PATTERN,
+    ACCOUNT_REFERENCE_RULE,
+    stk_push_initiate,
+)
+
+SALT = "payments.checkout-link"
+DESCRIPTION_MAX = 100
+
+
+class CheckoutLinkInvalidError(PaymentsError):
+    """The link was tampered with, is not one of ours, or has expired."""
+
+    code = "checkout_link_invalid"
+
+
+@dataclass(frozen=True)
+class CheckoutLink:
+    amount: int
+    account_reference: str
+    description: str
+    expires_at: datetime
+    created_by_id: int | None
+
+    @property
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+
+def checkout_link_create(
+    *,
+    amount: int,
+    account_reference: str,
+    description: str = "",
+    expires_at: datetime | None = None,
+    created_by: Any = None,
+) -> str:
+    """Sign a checkout link's terms into a token; ``checkout_path(token)`` is its page.
+
+    The customer can change none of them: only the phone number is theirs to enter.
+    """
+    amount = validated_whole_amount(
+        amount,
+        minimum=payments_settings.STK_MIN_AMOUNT,
+        maximum=payments_settings.STK_MAX_AMOUNT,
+    )
+    reference = (account_reference or "").strip()
+    if not ACCOUNT_REFERENCE_PATTERN.fullmatch(reference):
+        raise PaymentValidationError("account_reference", f"must be {ACCOUNT_REFERENCE_RULE}")
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise PaymentValidationError("description", f"must be at most {DESCRIPTION_MAX} characters")
+    now = timezone.now()
+    expires_at = expires_at or now + timedelta(seconds=payments_settings.CHECKOUT_LINK_TTL)
+    if expires_at <= now:
+        raise PaymentValidationError("expires_at", "must be in the future")
+    return signing.dumps(
+        {
+            "a": amount,
+            "r": reference,
+            "d": description,
+            "e": int(expires_at.timestamp()),
+            "u": getattr(created_by, "pk", None),
+        },
+        salt=SALT,
+        compress=True,
+    )
+
+
+def checkout_path(token: str) -> str:
+    return reverse("payments:checkout-page", kwargs={"token": token})
+
+
+def checkout_link_read(token: str) -> CheckoutLink:
+    """The link's terms; CheckoutLinkInvalidError if tampered with or expired."""
+    try:
+        data = signing.loads(token, salt=SALT)
+        link = CheckoutLink(
+            amount=int(data["a"]),
+            account_reference=str(data["r"]),
+            description=str(data["d"]),
+            expires_at=datetime.fromtimestamp(int(data["e"]), tz=UTC),
+            created_by_id=data.get("u"),
+        )
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise CheckoutLinkInvalidError("This payment link is not valid.") from None
+    if link.is_expired:
+        raise CheckoutLinkInvalidError("This payment link has expired.")
+    return link
+
+
+def checkout_pay(*, token: str, phone_number: str) -> Transaction:
+    """Start the STK Push of a checkout link for the phone number the customer typed."""
+    link = checkout_link_read(token)
+    owner = None
+    if link.created_by_id is not None:
+        from django.contrib.auth import get_user_model
+
+        owner = get_user_model().objects.filter(pk=link.created_by_id).first()
+    transaction = stk_push_initiate(
+        user=owner,
+        phone_number=phone_number,
+        amount=link.amount,
+        account_reference=link.account_reference,
+        transaction_desc=link.description,
+    )
+    Transaction.objects.filter(pk=transaction.pk).update(
+        metadata={**transaction.metadata, "checkout_link": checkout_link_key(token)}
+    )
+    transaction.refresh_from_db()
+    return transaction
+
+
+def checkout_transaction(*, token: str, transaction_id: Any) -> Transaction | None:
+    """A transaction started from this link (and only from this link)."""
+    checkout_link_read(token)
+    return Transaction.objects.filter(
+        pk=transaction_id, metadata__checkout_link=checkout_link_key(token)
+    ).first()
+
+
+def checkout_link_key(token: str) -> str:
+    # A hash, not the token: metadata is shown to staff, and the token is a bearer credential.
+    return hashlib.sha256(token.encode()).hexdigest()[:40]
