@@ -19,12 +19,14 @@ from django.utils import timezone
 from payments.daraja.dates import NAIROBI
 from simulator import outbox
 from simulator.models import C2BRegistration, LedgerAccount, OutboxCallback, SimulatedRequest
-from simulator.outcomes import Outcome, outcome_for
+from simulator.outcomes import SUCCESS, Outcome, outcome_for
 
 UTILITY = "Utility Account"
 WORKING = "Working Account"
 CHARGES = "Charges Paid Account"
 OPENING_BALANCES = {WORKING: Decimal("500000.00"), UTILITY: Decimal("1000000.00"), CHARGES: 0}
+# Outcomes that only a customer's PIN prompt can have.
+STK_ONLY_CODES = frozenset({"1032", "1037"})
 QUEUE_TIMEOUT_REFERENCE = "https://simulator.invalid/results/v1/submit"
 
 
@@ -187,6 +189,8 @@ def b2c_accept(payload: dict, *, shortcode: str, credential_ok: bool) -> Simulat
     phone = str(payload["PartyB"])
     amount = int(Decimal(str(payload["Amount"])))
     outcome = outcome_for(phone)
+    if outcome.result_code in STK_ONLY_CODES:
+        outcome = SUCCESS  # a payout has no prompt to cancel or leave unanswered
     if not credential_ok:
         outcome = Outcome("2001", "The initiator information is invalid.")
     elif outcome.is_success and ledger(shortcode)[UTILITY].balance < amount:

@@ -172,14 +172,6 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
     return "settled"
 
 
-def _name_without_number(party: str | None) -> str | None:
-    # Daraja joins number and name ("254708374149 - John Doe"); a B2C result's recipient is
-    # stored as the name alone, so the same payout settled by a status query must be too.
-    if party is None or " - " not in party:
-        return None
-    return party.split(" - ", 1)[1].strip() or None
-
-
 def inquiry_queue_timeout_apply(*, inquiry: DarajaInquiry) -> None:
     """Daraja's queue timed out: the inquiry's answer will not come; it may be asked again."""
     if inquiry.status in (InquiryStatus.PENDING, InquiryStatus.UNKNOWN):
@@ -195,6 +187,14 @@ def _inquiry_settle(inquiry: DarajaInquiry, result_code: str, result_desc: str) 
     inquiry.result_desc = (result_desc or "")[:255]
     inquiry.completed_at = timezone.now()
     inquiry.save()
+
+
+def _name_without_number(party: str | None) -> str | None:
+    # Daraja joins number and name ("254708374149 - John Doe"); a B2C result's recipient is
+    # stored as the name alone, so the same payout settled by a status query must be too.
+    if party is None or " - " not in party:
+        return None
+    return party.split(" - ", 1)[1].strip() or None
 
 
 def _send(inquiry: DarajaInquiry, client: DarajaClient | None, call) -> DarajaInquiry:
