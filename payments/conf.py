@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "STK_EXPIRE_AFTER": 10 * 60,
     # Reconciliation: ask Daraja about one row at most once per this many seconds.
     "RECONCILE_INTERVAL": 60,
+    # Back-office payouts above this many shillings wait for a second person's approval.
+    "PAYOUT_APPROVAL_THRESHOLD": 10_000,
     # Hosted checkout links expire after this many seconds unless given an expiry.
     "CHECKOUT_LINK_TTL": 24 * 60 * 60,
 }

@@ -95,6 +95,8 @@ class Transaction(models.Model):
             ("view_balance", "Can view and refresh the M-Pesa account balance"),
             ("approve_payout", "Can approve another user's large payout"),
             ("create_checkout_link", "Can create hosted checkout links"),
+            ("query_status", "Can ask M-Pesa for the status of a transaction"),
+            ("export_transactions", "Can export transactions as CSV"),
         ]
         ordering = ["-created_at"]
         indexes = [
@@ -271,3 +273,57 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"Idempotency key {self.key!r}"
+
+
+class PayoutRequest(models.Model):
+    """A payout typed in the back office. Above the approval threshold it waits for a second
+    staff member (maker-checker) before anything is sent."""
+
+    class State(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        SENT = "sent", "Sent"
+        REJECTED = "rejected", "Rejected"
+
+    state = models.CharField(max_length=20, choices=State.choices, db_index=True)
+    phone_number = models.CharField(max_length=20)
+    amount = models.PositiveIntegerField()
+    command_id = models.CharField(max_length=32)
+    remarks = models.CharField(max_length=100)
+    occasion = models.CharField(max_length=100, blank=True)
+    maker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    checker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="payout_request"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Payout of {self.amount} KES to {self.phone_number} ({self.get_state_display()})"
+
+
+class AuditRecord(models.Model):
+    """Who did what to the money, appended by every staff action that moves it or its status."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=32, db_index=True)
+    transaction = models.ForeignKey(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_records"
+    )
+    amount = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=255)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -121,7 +121,9 @@ def _send(row: OutboxCallback) -> None:
         response = requests.post(row.url, json=row.body, timeout=SEND_TIMEOUT)
     except requests.RequestException as exc:
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        row.claimed_at = None  # retried on the next pass, up to MAX_ATTEMPTS
+        # Retried later, up to MAX_ATTEMPTS, a little later each time.
+        row.claimed_at = None
+        row.send_after = timezone.now() + timedelta(seconds=2**row.attempts)
         row.save()
         return
     row.sent_at = timezone.now()

@@ -1,0 +1,47 @@
+"""The admin dashboard: today's and the week's payments, and a bar chart drawn on the server."""
+
+from __future__ import annotations
+
+from django import template
+
+from payments.selectors import payments_dashboard
+
+register = template.Library()
+
+CHART_WIDTH, CHART_HEIGHT, BAR_AREA = 560, 170, 120
+TOP, BAR_GAP = 16, 16
+
+
+@register.inclusion_tag("admin/payments/dashboard.html", name="payments_dashboard")
+def payments_dashboard_tag() -> dict:
+    data = payments_dashboard(days=7)
+    days = data["days"]
+    bar_width = (CHART_WIDTH - BAR_GAP * (len(days) + 1)) // len(days)
+    peak = max((totals.amount for _, totals in days), default=0) or 1
+    bars = []
+    for index, (day, totals) in enumerate(days):
+        height = round(BAR_AREA * totals.amount / peak)
+        x = BAR_GAP + index * (bar_width + BAR_GAP)
+        y = TOP + BAR_AREA - height
+        bars.append(
+            {
+                "x": x,
+                "y": y,
+                "height": height,
+                "amount": totals.amount,
+                "label": day.strftime("%a %d"),
+                "label_x": x + bar_width // 2,
+                "value_y": max(y - 4, 10),
+            }
+        )
+    return {
+        "today": data["today"],
+        "week": data["week"],
+        "chart": {
+            "width": CHART_WIDTH,
+            "height": CHART_HEIGHT,
+            "bar_width": bar_width,
+            "label_y": TOP + BAR_AREA + 18,
+            "bars": bars,
+        },
+    }
