@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format check clean
+.PHONY: run test lint format check clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,7 @@ check: $(VENV)/.installed-dev .env
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Back-office screenshots for the README (needs Debian's chromium).
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python scripts/screenshots.py
