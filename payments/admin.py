@@ -97,16 +97,23 @@ def confirmation_page(
     return TemplateResponse(request, "admin/payments/confirm_action.html", context)
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
+class ReadOnlyAdminMixin:
+    """Records of what happened: viewable, never added, edited or deleted through the admin."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
 
 
 class CallbackEventInline(ReadOnlyInline):
@@ -153,7 +160,7 @@ class PayoutForm(forms.Form):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(admin.ModelAdmin):
+class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "transaction_type",
@@ -182,16 +189,7 @@ class TransactionAdmin(admin.ModelAdmin):
     change_list_template = "admin/payments/transaction/change_list.html"
     change_form_template = "admin/payments/transaction/change_form.html"
 
-    # -- a read-only ledger --------------------------------------------------------------------
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    # -- a read-only ledger (ReadOnlyAdminMixin) ------------------------------------------------
 
     # The callback token is a credential: whoever knows it can post results for the row.
     exclude = ("callback_token",)
@@ -519,20 +517,11 @@ class TransactionAdmin(admin.ModelAdmin):
 
 
 @admin.register(PayoutRequest)
-class PayoutRequestAdmin(admin.ModelAdmin):
+class PayoutRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "state", "amount", "phone_number", "maker", "checker")
     list_filter = ("state",)
     readonly_fields = [f.name for f in PayoutRequest._meta.fields]
     change_form_template = "admin/payments/payoutrequest/change_form.html"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -571,7 +560,7 @@ class PayoutRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(admin.ModelAdmin):
+class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("received_at", "kind", "outcome", "transaction", "source_ip")
     list_filter = ("kind", "outcome")
     search_fields = ("token", "transaction__mpesa_receipt_number", "body")
@@ -590,15 +579,6 @@ class CallbackEventAdmin(admin.ModelAdmin):
         "error",
     )
     exclude = ("token", "headers", "body")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("payments.change_callbackevent")
@@ -655,37 +635,19 @@ class CallbackEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
+class AuditRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "actor", "action", "transaction", "amount", "outcome")
     list_filter = ("action",)
     search_fields = ("actor__username", "transaction__mpesa_receipt_number", "outcome")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in AuditRecord._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(BalanceSnapshot)
-class BalanceSnapshotAdmin(admin.ModelAdmin):
+class BalanceSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("reported_at", "shortcode", "account", "available", "current", "currency")
     list_filter = ("account", "shortcode")
     readonly_fields = [f.name for f in BalanceSnapshot._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _csv_value(value: Any) -> Any:

@@ -11,7 +11,9 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from payments.daraja.callbacks import (
+    B2CResult,
     ResultBody,
+    ReversalResult,
     StkCallback,
     parse_account_balance_result,
     parse_b2c_result,
@@ -216,27 +218,33 @@ def _callback_details(callback: StkCallback) -> dict[str, Any]:
     }
 
 
-def _process_b2c_result(event: CallbackEvent) -> None:
+def _process_money_out_result(event: CallbackEvent, *, what: str, parse, apply) -> None:
+    """The shared steps of a B2C or reversal result: match, parse, dedupe, check, apply."""
     transaction = _locked_transaction(event)
     if transaction is None:
         return
     try:
-        result = parse_b2c_result(event.body)
+        result = parse(event.body)
     except DarajaCallbackError as exc:
-        _settle_event(event, CallbackOutcome.ERROR, f"unreadable B2C result: {exc.message}")
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable {what} result: {exc.message}")
         return
     if not _ids_match(event, transaction, result):
         return
     if _is_duplicate(event, transaction, result.result_code, _success_or_failed(result)):
         return
     if result.is_success and not amount_matches(transaction.amount, result.amount):
-        _reject(event, transaction, f"B2C result amount {result.amount}, not {transaction.amount}")
+        _reject(event, transaction, f"{what} amount {result.amount}, not {transaction.amount}")
         return
+    apply(transaction, result, f"callback:{event.pk}")
+    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _apply_b2c_result(transaction: Transaction, result: B2CResult, source: str) -> None:
     b2c_result_apply(
         transaction=transaction,
         result_code=result.result_code,
         result_desc=result.result_desc,
-        source=f"callback:{event.pk}",
+        source=source,
         receipt_number=result.receipt_number if result.is_success else None,
         recipient_name=result.recipient_name,
         completed_at=result.completed_at,
@@ -248,30 +256,14 @@ def _process_b2c_result(event: CallbackEvent) -> None:
             "charges_paid_account_balance": _text(result.charges_paid_account_balance),
         },
     )
-    _settle_event(event, CallbackOutcome.PROCESSED, "")
 
 
-def _process_reversal_result(event: CallbackEvent) -> None:
-    transaction = _locked_transaction(event)
-    if transaction is None:
-        return
-    try:
-        result = parse_reversal_result(event.body)
-    except DarajaCallbackError as exc:
-        _settle_event(event, CallbackOutcome.ERROR, f"unreadable reversal result: {exc.message}")
-        return
-    if not _ids_match(event, transaction, result):
-        return
-    if _is_duplicate(event, transaction, result.result_code, _success_or_failed(result)):
-        return
-    if result.is_success and not amount_matches(transaction.amount, result.amount):
-        _reject(event, transaction, f"reversal amount {result.amount}, not {transaction.amount}")
-        return
+def _apply_reversal_result(transaction: Transaction, result: ReversalResult, source: str) -> None:
     reversal_result_apply(
         reversal=transaction,
         result_code=result.result_code,
         result_desc=result.result_desc,
-        source=f"callback:{event.pk}",
+        source=source,
         receipt_number=result.transaction_id if result.is_success else None,
         completed_at=result.completed_at,
         details={
@@ -279,7 +271,16 @@ def _process_reversal_result(event: CallbackEvent) -> None:
             "charge": _text(result.charge),
         },
     )
-    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
+def _process_b2c_result(event: CallbackEvent) -> None:
+    _process_money_out_result(event, what="B2C", parse=parse_b2c_result, apply=_apply_b2c_result)
+
+
+def _process_reversal_result(event: CallbackEvent) -> None:
+    _process_money_out_result(
+        event, what="reversal", parse=parse_reversal_result, apply=_apply_reversal_result
+    )
 
 
 def _process_transaction_queue_timeout(event: CallbackEvent) -> None:
