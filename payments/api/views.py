@@ -275,6 +275,23 @@ class TransactionViewSet(ReadOnlyModelViewSet):
         return api_exception_handler
 
 
+def money_out_schema(*, operation_id: str, summary: str, description: str, request: Any):
+    """The documentation shared by the idempotent money-out POSTs (payout, refund)."""
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        request=request,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            202: TransactionSerializer,
+            502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
+            **_errors(400, 401, 403, 409, 422, 503),
+        },
+        tags=["Money out"],
+    )
+
+
 class StaffAPIView(PaymentsAPIView):
     permission_classes = (IsAuthenticated, HasRequiredPermission)
     required_permission: str | None = None
@@ -283,20 +300,13 @@ class StaffAPIView(PaymentsAPIView):
 class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
     required_permission = "payments.pay_out"
 
-    @extend_schema(
+    @money_out_schema(
         operation_id="b2c_payout_create",
         summary="Send money to a customer (B2C payout)",
         description="Recorded before it is sent; 202 means Daraja accepted it (status "
         "`pending`) or its answer was lost (`unknown`, never resent: reconciliation asks "
         "Transaction Status). The result arrives later. Needs the payments.pay_out permission.",
         request=B2CRequestSerializer,
-        parameters=[IDEMPOTENCY_HEADER],
-        responses={
-            202: TransactionSerializer,
-            502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
-            **_errors(400, 401, 403, 409, 422, 503),
-        },
-        tags=["Money out"],
     )
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._pay_out)
@@ -313,20 +323,13 @@ class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
 class ReversalView(IdempotentPostMixin, StaffAPIView):
     required_permission = "payments.refund"
 
-    @extend_schema(
+    @money_out_schema(
         operation_id="reversal_create",
         summary="Refund a payment with an M-Pesa reversal",
         description="Reverses all (default) or part of a successful STK or C2B payment, found by "
         "our id or its receipt. The refunds of one payment never add up to more than it. Needs "
         "the payments.refund permission.",
         request=ReversalRequestSerializer,
-        parameters=[IDEMPOTENCY_HEADER],
-        responses={
-            202: TransactionSerializer,
-            502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
-            **_errors(400, 401, 403, 409, 422, 503),
-        },
-        tags=["Money out"],
     )
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._reverse)

@@ -301,34 +301,37 @@ def _process_transaction_queue_timeout(event: CallbackEvent) -> None:
         _settle_event(event, CallbackOutcome.DUPLICATE, event.error)
 
 
-def _process_balance_result(event: CallbackEvent) -> None:
+def _open_inquiry_result(event: CallbackEvent, *, what: str, parse):
+    """The locked inquiry and its parsed result, or None once the event is settled here
+    (no such inquiry, an unreadable body, or an inquiry already answered)."""
     inquiry = _locked_inquiry(event)
     if inquiry is None:
-        return
+        return None
     try:
-        result = parse_account_balance_result(event.body)
+        result = parse(event.body)
     except DarajaCallbackError as exc:
-        _settle_event(event, CallbackOutcome.ERROR, f"unreadable balance result: {exc.message}")
-        return
+        _settle_event(event, CallbackOutcome.ERROR, f"unreadable {what} result: {exc.message}")
+        return None
     if inquiry.status in (InquiryStatus.COMPLETED, InquiryStatus.FAILED):
         _settle_event(event, CallbackOutcome.DUPLICATE, "")
+        return None
+    return inquiry, result
+
+
+def _process_balance_result(event: CallbackEvent) -> None:
+    opened = _open_inquiry_result(event, what="balance", parse=parse_account_balance_result)
+    if opened is None:
         return
+    inquiry, result = opened
     balance_result_apply(inquiry=inquiry, result=result)
     _settle_event(event, CallbackOutcome.PROCESSED, "")
 
 
 def _process_status_result(event: CallbackEvent) -> None:
-    inquiry = _locked_inquiry(event)
-    if inquiry is None:
+    opened = _open_inquiry_result(event, what="status", parse=parse_transaction_status_result)
+    if opened is None:
         return
-    try:
-        result = parse_transaction_status_result(event.body)
-    except DarajaCallbackError as exc:
-        _settle_event(event, CallbackOutcome.ERROR, f"unreadable status result: {exc.message}")
-        return
-    if inquiry.status in (InquiryStatus.COMPLETED, InquiryStatus.FAILED):
-        _settle_event(event, CallbackOutcome.DUPLICATE, "")
-        return
+    inquiry, result = opened
     event.transaction_id = inquiry.transaction_id
     if not _inquiry_ids_match(inquiry, result):
         # Misrouted or forged: it could settle our payout with another transaction's receipt.
