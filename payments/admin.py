@@ -137,6 +137,17 @@ class RefundForm(forms.Form):
     amount = forms.IntegerField(min_value=1, label="Amount to refund (KES)")
     remarks = forms.CharField(max_length=100, min_length=2, initial="Refund")
 
+    def __init__(self, *args: Any, left: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.left = left
+
+    def clean_amount(self) -> int:
+        # Checked again, under a row lock, when the refund is made; this is for the clerk.
+        amount = self.cleaned_data["amount"]
+        if amount > self.left:
+            raise forms.ValidationError(f"Only KES {self.left} is left to refund.")
+        return amount
+
 
 class PayoutForm(forms.Form):
     phone_number = forms.CharField(max_length=32, label="Phone number")
@@ -212,6 +223,8 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return mask_phone_number(obj.phone_number) or (obj.msisdn[:16] if obj.msisdn else "")
 
     def get_search_results(self, request, queryset, search_term):
+        # The changelist passes the queryset already narrowed by the filters: keep them.
+        filtered = queryset
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
         if term:
@@ -220,7 +233,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             except InvalidPhoneNumberError:
                 phone = None
             extra = Q(phone_number=phone) if phone else Q(phone_number__icontains=term)
-            queryset |= self.model.objects.filter(extra)
+            queryset |= filtered.filter(extra)
         return queryset, may_have_duplicates
 
     # -- permissions of the actions ------------------------------------------------------------
@@ -317,7 +330,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         require(request, "refund")
         original = get_object_or_404(Transaction, pk=pk)
         left = original.amount - original.reversed_amount
-        form = RefundForm(request.POST or None, initial={"amount": left})
+        form = RefundForm(request.POST or None, initial={"amount": left}, left=left)
         step = request.POST.get("step")
         if request.method == "POST" and form.is_valid():
             if step == "execute":
@@ -535,8 +548,9 @@ class PayoutRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         payout = get_object_or_404(PayoutRequest, pk=pk)
+        approving = request.POST.get("decision") == "approve"
         try:
-            if request.POST.get("decision") == "approve":
+            if approving:
                 payout = payout_request_approve(payout_request_id=pk, checker=request.user)
                 self.message_user(
                     request,
@@ -550,7 +564,7 @@ class PayoutRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         except PaymentsError as exc:
             audit_record(
                 actor=request.user,
-                action="payout_approved",
+                action="payout_approved" if approving else "payout_rejected",
                 amount=payout.amount,
                 outcome=f"refused: {exc.message}",
                 details={"payout_request": payout.pk},

@@ -1,0 +1,87 @@
+"""Fixtures for the back-office tests: finance staff logged in, and Daraja mocked over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.test import Client
+
+from payments.gateway import reset_daraja_client
+from payments.services.roles import CLERK, MANAGER
+
+from .helpers import OAUTH_URL
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    # The OAuth token lives in the cache and the Daraja client is per process.
+    cache.clear()
+    reset_daraja_client()
+    yield
+    cache.clear()
+    reset_daraja_client()
+
+
+@pytest.fixture
+def daraja():
+    """Daraja at the HTTP layer with a working OAuth endpoint; add the answers a test needs."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(OAUTH_URL, json={"access_token": "test-token", "expires_in": "3599"})
+        yield mock
+
+
+def _staff_in(django_user_model, username: str, group_name: str):
+    # The groups come from post_migrate (payments/apps.py), not from this fixture.
+    user = django_user_model.objects.create_user(username, password=f"pw-{username}-1")
+    user.is_staff = True
+    user.save()
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+@pytest.fixture
+def clerk(django_user_model):
+    return _staff_in(django_user_model, "clerk", CLERK)
+
+
+@pytest.fixture
+def manager(django_user_model):
+    return _staff_in(django_user_model, "manager", MANAGER)
+
+
+@pytest.fixture
+def second_manager(django_user_model):
+    return _staff_in(django_user_model, "checker", MANAGER)
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("root", password="pw-root-1")
+
+
+def _logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def as_clerk(clerk) -> Client:
+    return _logged_in(clerk)
+
+
+@pytest.fixture
+def as_manager(manager) -> Client:
+    return _logged_in(manager)
+
+
+@pytest.fixture
+def as_second_manager(second_manager) -> Client:
+    return _logged_in(second_manager)
+
+
+@pytest.fixture
+def as_superuser(superuser) -> Client:
+    return _logged_in(superuser)
