@@ -9,13 +9,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import threading
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 
 from payments.enums import TransactionStatus, TransactionType
 from payments.models import Transaction
@@ -151,32 +148,3 @@ def paid_transaction(
         result_code="0" if status == TransactionStatus.SUCCESS else "1032",
         **fields,
     )
-
-
-def run_together(count: int, work: Callable[[int], Any], timeout: float = 60) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads released at once by a barrier; re-raise any error.
-
-    Each thread uses its own database connection and closes it at the end.
-    """
-    barrier = threading.Barrier(count, timeout=timeout)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    if errors:
-        raise errors[0]
-    return results

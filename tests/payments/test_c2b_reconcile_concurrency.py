@@ -8,59 +8,23 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-from django.db import connection
 from django.test import Client
 
 from payments.models import CallbackEvent, Transaction
 from payments.services.reconcile import transactions_reconcile
 from payments.signals import c2b_payment_received
+from tests.concurrency import POSTGRESQL_ONLY, run_together
 
 from .conftest import STK_QUERY_URL, calls_to, load_fixture, stk_transaction
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="row locks and concurrent commits need PostgreSQL (set DATABASE_URL)",
-    ),
-]
+pytestmark = POSTGRESQL_ONLY
 
 SECRET = "test-callback-secret-0123456789abcdef"
 CONFIRMATION_PATH = f"/api/v1/payments/callbacks/c2b/{SECRET}/confirmation"
 MASKED = "c2b/c2b_validation_or_confirmation_masked_msisdn.portal.json"
 CANCELLED = "stk/stk_query_response_cancelled_1032.2017.php-mpesa.json"
-THREAD_TIMEOUT = 60
-
-
-def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads released at the same instant; re-raise any error."""
-    barrier = threading.Barrier(count, timeout=THREAD_TIMEOUT)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            # Each thread opened its own connection; leave none behind for the flush.
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(THREAD_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_twenty_copies_of_one_confirmation_record_one_payment():

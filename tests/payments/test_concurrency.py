@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from payments.models import CallbackEvent
 from payments.signals import payment_failed, payment_succeeded
+from tests.concurrency import POSTGRESQL_ONLY, run_together
 
 from .conftest import (
     CALLBACK_PATH,
@@ -29,44 +28,10 @@ from .conftest import (
     stk_transaction,
 )
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="row locks and concurrent commits need PostgreSQL (set DATABASE_URL)",
-    ),
-]
+pytestmark = POSTGRESQL_ONLY
 
 CHECKOUT = "ws_CO_191220191020363925"
 ACKNOWLEDGEMENT = {"ResultCode": 0, "ResultDesc": "Accepted"}
-THREAD_TIMEOUT = 60
-
-
-def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads released at the same instant; re-raise any error."""
-    barrier = threading.Barrier(count, timeout=THREAD_TIMEOUT)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            # Each thread opened its own connection; leave none behind for the flush.
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(THREAD_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    if errors:
-        raise errors[0]
-    return results
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Sum
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from payments.enums import TransactionType
 from payments.models import Transaction
+from tests.concurrency import POSTGRESQL_ONLY, run_together
 
 from .conftest import api_client_for
 from .money_out import (
@@ -23,18 +23,11 @@ from .money_out import (
     REVERSE_PATH,
     accept,
     paid_transaction,
-    run_together,
     sent,
     staff_user_with,
 )
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="row locks and concurrent commits need PostgreSQL (set DATABASE_URL)",
-    ),
-]
+pytestmark = POSTGRESQL_ONLY
 
 HOLDING = ("pending", "unknown", "success")
 
