@@ -12,17 +12,13 @@ from django.db.models import Sum
 
 from payments.conf import payments_settings
 from payments.daraja.client import DarajaClient
-from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
-from payments.daraja.phone import mask_phone_number
 from payments.enums import B2CCommand, TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
 from payments.services.common import (
-    acknowledgement_record,
-    callback_url,
+    money_out_send,
     nairobi_day_start,
-    request_error_record,
     send_on_commit,
     validated_phone_number,
     validated_whole_amount,
@@ -95,29 +91,20 @@ def b2c_payout_initiate(
             user=user if getattr(user, "is_authenticated", False) else None,
             metadata={"request": {"amount": whole_amount, "command_id": command_id}},
         )
-    log_extra = {"transaction_id": str(transaction.pk), "phone": mask_phone_number(msisdn)}
-    token = transaction.callback_token
-    try:
-        ack = client.b2c_payment(
+    return money_out_send(
+        transaction=transaction,
+        what="B2C payout",
+        send=lambda result_url, queue_timeout_url: client.b2c_payment(
             originator_conversation_id=transaction.originator_conversation_id,
             phone_number=msisdn,
             amount=whole_amount,
             remarks=remarks,
             occasion=occasion,
             command_id=command_id,
-            result_url=callback_url("payments:b2c-result", callback_token=token),
-            queue_timeout_url=callback_url("payments:b2c-timeout", callback_token=token),
-        )
-    except DarajaError as exc:
-        logger.warning("b2c payout %s: %s", transaction.pk, exc, extra=log_extra)
-        return request_error_record(
-            transaction=transaction, exc=exc, refused=not exc.outcome_unknown
-        )
-    except (InvalidFieldError, DarajaConfigurationError) as exc:
-        request_error_record(transaction=transaction, exc=exc, refused=True)
-        raise PaymentsNotConfiguredError(f"B2C payouts are misconfigured: {exc}") from exc
-    logger.info("b2c payout %s accepted", transaction.pk, extra=log_extra)
-    return acknowledgement_record(transaction=transaction, ack=ack)
+            result_url=result_url,
+            queue_timeout_url=queue_timeout_url,
+        ),
+    )
 
 
 def b2c_result_apply(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
@@ -13,10 +15,12 @@ from django.utils import timezone
 
 from payments.conf import payments_settings
 from payments.daraja.dates import NAIROBI
-from payments.daraja.errors import InvalidFieldError
+from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.daraja.phone import normalize_phone_number
-from payments.exceptions import PaymentValidationError
+from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
+
+logger = logging.getLogger(__name__)
 
 
 def callback_url(view_name: str, **kwargs: str) -> str:
@@ -108,3 +112,31 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
             field, f"must be a whole number of shillings from {minimum} to {maximum}"
         )
     return int(value)
+
+
+def money_out_send(
+    *, transaction: Transaction, what: str, send: Callable[[str, str], Any]
+) -> Transaction:
+    """Call Daraja for a committed B2C or reversal row and record what came of it.
+
+    ``send(result_url, queue_timeout_url)`` makes the request. A refusal fails the row; an
+    unknown outcome leaves it ``unknown`` (never resent); an acceptance makes it pending.
+    """
+    kind = transaction.transaction_type.lower()
+    token = transaction.callback_token
+    log_extra = {"transaction_id": str(transaction.pk)}
+    try:
+        ack = send(
+            callback_url(f"payments:{kind}-result", callback_token=token),
+            callback_url(f"payments:{kind}-timeout", callback_token=token),
+        )
+    except DarajaError as exc:
+        logger.warning("%s %s: %s", what, transaction.pk, exc, extra=log_extra)
+        return request_error_record(
+            transaction=transaction, exc=exc, refused=not exc.outcome_unknown
+        )
+    except (InvalidFieldError, DarajaConfigurationError) as exc:
+        request_error_record(transaction=transaction, exc=exc, refused=True)
+        raise PaymentsNotConfiguredError(f"{what} is misconfigured: {exc}") from exc
+    logger.info("%s %s accepted", what, transaction.pk, extra=log_extra)
+    return acknowledgement_record(transaction=transaction, ack=ack)

@@ -12,15 +12,12 @@ from django.db.models import Q, Sum
 
 from payments.conf import payments_settings
 from payments.daraja.client import DarajaClient
-from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
 from payments.services.common import (
-    acknowledgement_record,
-    callback_url,
-    request_error_record,
+    money_out_send,
     send_on_commit,
 )
 from payments.signals import reversal_completed, reversal_failed
@@ -91,25 +88,18 @@ def reversal_initiate(
             user=user if getattr(user, "is_authenticated", False) else None,
             metadata={"request": {"amount": to_reverse, "receipt": original.mpesa_receipt_number}},
         )
-    token = reversal.callback_token
-    log_extra = {"transaction_id": str(reversal.pk), "original_id": str(original.pk)}
-    try:
-        ack = client.reversal(
+    return money_out_send(
+        transaction=reversal,
+        what="Reversal",
+        send=lambda result_url, queue_timeout_url: client.reversal(
             transaction_id=original.mpesa_receipt_number,
             amount=to_reverse,
             remarks=remarks,
             receiver_party=reversal.shortcode,
-            result_url=callback_url("payments:reversal-result", callback_token=token),
-            queue_timeout_url=callback_url("payments:reversal-timeout", callback_token=token),
-        )
-    except DarajaError as exc:
-        logger.warning("reversal %s: %s", reversal.pk, exc, extra=log_extra)
-        return request_error_record(transaction=reversal, exc=exc, refused=not exc.outcome_unknown)
-    except (InvalidFieldError, DarajaConfigurationError) as exc:
-        request_error_record(transaction=reversal, exc=exc, refused=True)
-        raise PaymentsNotConfiguredError(f"Reversals are misconfigured: {exc}") from exc
-    logger.info("reversal %s accepted", reversal.pk, extra=log_extra)
-    return acknowledgement_record(transaction=reversal, ack=ack)
+            result_url=result_url,
+            queue_timeout_url=queue_timeout_url,
+        ),
+    )
 
 
 def reversal_result_apply(
