@@ -86,11 +86,22 @@ def _run() -> None:
                     idle_since = timezone.now()
             except Exception:
                 logger.exception("simulator outbox delivery failed")
-            if (timezone.now() - idle_since).total_seconds() > IDLE_STOP_SECONDS:
+            if (timezone.now() - idle_since).total_seconds() > IDLE_STOP_SECONDS and _retire():
                 return
             _stop.wait(POLL_SECONDS)
     finally:
         close_old_connections()
+
+
+def _retire() -> bool:
+    """Stop being the worker, unless work arrived meanwhile. Under the lock, so that a callback
+    queued now either finds this worker still running or starts a new one."""
+    global _thread
+    with _lock:
+        if _pending_exists():
+            return False
+        _thread = None
+        return True
 
 
 def _pending_exists() -> bool:
