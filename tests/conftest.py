@@ -1,9 +1,18 @@
-"""Suite-wide guards."""
+"""Suite-wide guards and fixtures."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+
+import pytest
+import responses
+from django.core.cache import cache
+
+from payments.gateway import reset_daraja_client
+
+SANDBOX = "https://sandbox.safaricom.co.ke"
+OAUTH_URL = f"{SANDBOX}/oauth/v1/generate"
 
 _real_getaddrinfo = socket.getaddrinfo
 
@@ -34,3 +43,21 @@ def _loopback_only_getaddrinfo(host, *args, **kwargs):
 
 def pytest_configure(config) -> None:
     socket.getaddrinfo = _loopback_only_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    # Throttle counters and the OAuth token live in the cache; the Daraja client is per process.
+    cache.clear()
+    reset_daraja_client()
+    yield
+    cache.clear()
+    reset_daraja_client()
+
+
+@pytest.fixture
+def daraja():
+    """Daraja at the HTTP layer with a working OAuth endpoint; add the answers a test needs."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(OAUTH_URL, json={"access_token": "test-token", "expires_in": "3599"})
+        yield mock

@@ -3,33 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import responses
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 from django.test import Client
 
-from payments.gateway import reset_daraja_client
 from payments.services.roles import CLERK, MANAGER
-
-from .helpers import OAUTH_URL
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state():
-    # The OAuth token lives in the cache and the Daraja client is per process.
-    cache.clear()
-    reset_daraja_client()
-    yield
-    cache.clear()
-    reset_daraja_client()
-
-
-@pytest.fixture
-def daraja():
-    """Daraja at the HTTP layer with a working OAuth endpoint; add the answers a test needs."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(OAUTH_URL, json={"access_token": "test-token", "expires_in": "3599"})
-        yield mock
 
 
 def _staff_in(django_user_model, username: str, group_name: str):

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 import responses
-from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-
-from payments.gateway import reset_daraja_client
 
 SANDBOX = "https://sandbox.safaricom.co.ke"
 OAUTH_URL = f"{SANDBOX}/oauth/v1/generate"
@@ -53,24 +50,6 @@ def stk_callback(
         if item["Name"] == "PhoneNumber" and phone_number is not None:
             item["Value"] = int(phone_number)
     return body
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state():
-    # Throttle counters and the OAuth token live in the cache; the client is per process.
-    cache.clear()
-    reset_daraja_client()
-    yield
-    cache.clear()
-    reset_daraja_client()
-
-
-@pytest.fixture
-def daraja():
-    """Daraja at the HTTP layer with a working OAuth endpoint; add the answers a test needs."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(OAUTH_URL, json={"access_token": "test-token", "expires_in": "3599"})
-        yield mock
 
 
 def calls_to(mock: responses.RequestsMock, url: str) -> list:
