@@ -43,3 +43,13 @@ class StkPushPhoneThrottle(_SettingsRateThrottle):
         except InvalidPhoneNumberError:
             return None  # validation will answer 400
         return self.cache_format % {"scope": self.scope, "ident": phone}
+
+
+class CheckoutClientThrottle(_SettingsRateThrottle):
+    """The checkout page has no login: its pushes are counted per client address instead."""
+
+    scope = "checkout_client"
+    setting_name = "STK_RATE_PER_USER"
+
+    def get_cache_key(self, request, view) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

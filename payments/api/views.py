@@ -40,7 +40,11 @@ from payments.api.serializers import (
     TransactionRefreshSerializer,
     TransactionSerializer,
 )
-from payments.api.throttles import StkPushPhoneThrottle, StkPushUserThrottle
+from payments.api.throttles import (
+    CheckoutClientThrottle,
+    StkPushPhoneThrottle,
+    StkPushUserThrottle,
+)
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
@@ -485,7 +489,7 @@ class CheckoutPayView(PaymentsAPIView):
 
     authentication_classes = ()
     permission_classes = ()
-    throttle_classes = (StkPushPhoneThrottle,)
+    throttle_classes = (CheckoutClientThrottle, StkPushPhoneThrottle)
 
     @extend_schema(exclude=True)
     def post(self, request: Request, token: str) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 from django.contrib.auth.models import Permission
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from payments.models import Transaction
@@ -125,3 +126,18 @@ def test_a_link_cannot_see_another_links_payment(simulator):
 
     assert status(simulator, first, transaction_id).status_code == 200
     assert status(simulator, second, transaction_id).status_code == 404
+
+
+@pytest.mark.django_db
+def test_checkout_pushes_are_throttled_per_client_address(client, settings):
+    settings.PAYMENTS = {**settings.PAYMENTS, "STK_RATE_PER_USER": "2/min"}
+    token = checkout_link_create(amount=10, account_reference="INV1")
+    start = reverse("payments:checkout-pay", kwargs={"token": token})
+
+    # Each attempt counts, even one refused for its phone number: nothing reaches Daraja here.
+    answers = [
+        client.post(start, {"phone_number": "12345"}, content_type="application/json")
+        for _ in range(3)
+    ]
+
+    assert [a.status_code for a in answers] == [400, 400, 429]
