@@ -73,7 +73,8 @@ def b2c_payout_initiate(
     client = client or get_daraja_client()
 
     transaction_id = uuid.uuid4()
-    with db_transaction.atomic():
+    # Durable: the row is committed before Daraja is called, even inside a caller's atomic().
+    with db_transaction.atomic(durable=True):
         _lock_payout_ledger()
         _check_daily_cap(whole_amount)
         transaction = Transaction.objects.create(

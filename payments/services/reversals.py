@@ -57,7 +57,8 @@ def reversal_initiate(
         )
     client = client or get_daraja_client()
 
-    with db_transaction.atomic():
+    # Durable: the row is committed before Daraja is called, even inside a caller's atomic().
+    with db_transaction.atomic(durable=True):
         original = _locked_original(transaction_ref)
         reserved = (
             original.reversals.filter(status__in=RESERVING_STATUSES).aggregate(total=Sum("amount"))[

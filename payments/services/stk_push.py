@@ -75,25 +75,27 @@ def stk_push_initiate(
         )
     client = client or get_daraja_client()
 
-    transaction = Transaction.objects.create(
-        transaction_type=TransactionType.STK_PUSH,
-        status=S.UNKNOWN,
-        phone_number=msisdn,
-        amount=whole_amount,
-        account_reference=reference,
-        transaction_desc=description,
-        environment=payments_settings.ENVIRONMENT,
-        shortcode=str(payments_settings.SHORTCODE),
-        user=user if getattr(user, "is_authenticated", False) else None,
-        metadata={
-            "request": {
-                "amount": whole_amount,
-                "account_reference": reference,
-                "transaction_desc": description,
-                "transaction_type": payments_settings.STK_TRANSACTION_TYPE,
-            }
-        },
-    )
+    # Durable: committed here, before Daraja is called, even inside a caller's atomic().
+    with db_transaction.atomic(durable=True):
+        transaction = Transaction.objects.create(
+            transaction_type=TransactionType.STK_PUSH,
+            status=S.UNKNOWN,
+            phone_number=msisdn,
+            amount=whole_amount,
+            account_reference=reference,
+            transaction_desc=description,
+            environment=payments_settings.ENVIRONMENT,
+            shortcode=str(payments_settings.SHORTCODE),
+            user=user if getattr(user, "is_authenticated", False) else None,
+            metadata={
+                "request": {
+                    "amount": whole_amount,
+                    "account_reference": reference,
+                    "transaction_desc": description,
+                    "transaction_type": payments_settings.STK_TRANSACTION_TYPE,
+                }
+            },
+        )
     log_extra = {"transaction_id": str(transaction.pk), "phone": mask_phone_number(msisdn)}
     try:
         ack = client.stk_push(
