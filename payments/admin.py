@@ -160,7 +160,7 @@ class PayoutForm(forms.Form):
         try:
             return normalize_phone_number(self.cleaned_data["phone_number"])
         except InvalidPhoneNumberError as exc:
-            raise forms.ValidationError(exc.message) from None
+            raise forms.ValidationError(exc.message[:1].upper() + exc.message[1:]) from None
 
     def clean_amount(self) -> int:
         amount = self.cleaned_data["amount"]

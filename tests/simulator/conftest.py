@@ -207,3 +207,49 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             note = f"could not be taken: {exc}"
         report.sections.append(("browser screenshot", note))
     return report
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Callbacks come 0.2 s after a request and pages poll every 2 s: 15 s is ample.
+BROWSER_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright; skipped where it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop running in this thread, so Django's
+    # async-safety guard would refuse the ORM calls of the tests and of the database flush
+    # between them. No coroutine of ours touches the ORM: the guard is lifted for the module.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        playwright = sync_playwright().start()
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            yield browser
+            browser.close()
+        finally:
+            playwright.stop()
+
+
+@pytest.fixture
+def page(browser, simulator):
+    # Named ``page``: the report hook above screenshots it when a test fails.
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    yield page
+    context.close()

@@ -4,59 +4,15 @@ paying through the simulator over real HTTP."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from payments.models import Transaction
 from payments.services.checkout import checkout_link_create, checkout_path
-from tests.simulator.conftest import expired, tampered
-
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}", allow_module_level=True)
-
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from tests.simulator.conftest import BROWSER_TIMEOUT_MS, expired, tampered
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# The page polls every 2 s and the simulator answers after 0.2 s: 15 s is ample.
-SETTLE_MS = 15_000
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API keeps an asyncio loop running in this thread, so Django's
-    # async-safety guard would refuse the ORM calls of the tests and of the database flush
-    # between them. No coroutine of ours touches the ORM: the guard is lifted for this module.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        playwright = sync_playwright().start()
-        try:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-            yield browser
-            browser.close()
-        finally:
-            playwright.stop()
-
-
-@pytest.fixture
-def page(browser, simulator):
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(SETTLE_MS)
-    yield page
-    context.close()
 
 
 @pytest.fixture
@@ -78,7 +34,9 @@ def test_a_customer_pays_and_sees_the_receipt(page, simulator, link):
     page.fill("#phone", "0708 374 149")
     page.click("#pay-button")
 
-    expect(page.locator("#receipt")).to_have_text(re.compile(r"^S[A-Z0-9]{9}$"), timeout=SETTLE_MS)
+    expect(page.locator("#receipt")).to_have_text(
+        re.compile(r"^S[A-Z0-9]{9}$"), timeout=BROWSER_TIMEOUT_MS
+    )
     expect(page.locator("#receipt")).to_be_visible()
     expect(page.locator("#status-message")).to_have_text("Payment received. Thank you.")
     expect(page.locator("#retry-button")).to_be_hidden()
@@ -109,7 +67,7 @@ def test_a_cancelled_payment_offers_to_try_again(page, simulator, link):
     page.click("#pay-button")
 
     expect(page.locator("#status-message")).to_have_text(
-        "You cancelled the M-Pesa prompt.", timeout=SETTLE_MS
+        "You cancelled the M-Pesa prompt.", timeout=BROWSER_TIMEOUT_MS
     )
     expect(page.locator("#retry-button")).to_be_visible()
     expect(page.locator("#retry-button")).to_have_text("Try again")
