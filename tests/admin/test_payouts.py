@@ -42,7 +42,7 @@ def test_payout_form_names_the_accepted_phone_forms_for_a_bad_number(as_manager,
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert "not a Kenyan mobile number" in page
+    assert "Not a Kenyan mobile number" in page
     assert "Accepted forms: 07XXXXXXXX, 01XXXXXXXX" in page
     assert "2547XXXXXXXX" in page
     assert len(daraja.calls) == 0
