@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError
 from django.db import transaction as db_transaction
 from django.utils import timezone
@@ -15,6 +17,8 @@ from django.utils import timezone
 from payments.conf import payments_settings
 from payments.exceptions import PaymentsError
 from payments.models import IdempotencyKey
+
+logger = logging.getLogger(__name__)
 
 KEY_MAX_LENGTH = 255
 
@@ -84,9 +88,18 @@ def idempotency_key_answered(*, user: Any, key: str) -> bool:
 
 
 def idempotency_key_complete(*, record: IdempotencyKey, status: int, body: Any) -> None:
-    """Store the answer given to the first request, for its repeats."""
+    """Store the answer given to the first request, for its repeats.
+
+    The body goes through JSON once (ids and dates become strings), exactly as the client saw
+    it; a body that cannot be stored must never turn an answered payment into an error.
+    """
+    try:
+        stored = json.loads(json.dumps(body, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError):
+        logger.exception("idempotency key %s: answer not storable as JSON", record.pk)
+        stored = {"code": "stored_answer_unavailable", "detail": "See the transaction history."}
     record.response_status = status
-    record.response_body = body
+    record.response_body = stored
     record.save(update_fields=["response_status", "response_body"])
 
 

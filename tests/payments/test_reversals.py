@@ -283,3 +283,19 @@ def test_only_staff_holding_refund_may_refund(
 
     assert response.status_code == expected, response.content
     assert len(sent(daraja, REVERSAL_URL)) == (1 if expected == 202 else 0)
+
+
+def test_a_refund_with_an_idempotency_key_is_answered_and_replayed(api, daraja):
+    accept(daraja, REVERSAL_URL)
+    payment = paid_transaction(amount=100)
+    body = {"transaction": str(payment.pk), "amount": 40}
+    headers = {"HTTP_IDEMPOTENCY_KEY": "refund-k1"}
+
+    first = api.post(REVERSE_PATH, body, format="json", **headers)
+    again = api.post(REVERSE_PATH, body, format="json", **headers)
+
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert first.json()["original"] == str(payment.pk)
+    assert len(sent(daraja, REVERSAL_URL)) == 1
