@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from payments.enums import B2CCommand
-from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
+from payments.models import BalanceSnapshot, DarajaInquiry, PayoutRequest, Transaction
 
 # Metadata keys safe to show the owner of a transaction: no callback URLs, no raw bodies.
 SAFE_METADATA_KEYS = ("customer_message",)
@@ -197,4 +197,13 @@ class CheckoutStatusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Transaction
         fields = ("id", "status", "final", "message", "mpesa_receipt_number", "amount")
+        read_only_fields = fields
+
+
+class PayoutRequestSerializer(serializers.ModelSerializer):
+    """A payout waiting for a second manager's approval: nothing was sent yet."""
+
+    class Meta:
+        model = PayoutRequest
+        fields = ("id", "state", "amount", "phone_number", "command_id", "remarks", "created_at")
         read_only_fields = fields

@@ -31,6 +31,7 @@ from payments.api.serializers import (
     CheckoutStatusSerializer,
     ErrorSerializer,
     InquirySerializer,
+    PayoutRequestSerializer,
     RegisterUrlsResultSerializer,
     RegisterUrlsSerializer,
     ReversalRequestSerializer,
@@ -49,7 +50,6 @@ from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
 from payments.selectors import balances_latest, transaction_visible_to
-from payments.services.b2c import b2c_payout_initiate
 from payments.services.c2b import c2b_urls_register
 from payments.services.checkout import (
     checkout_link_create,
@@ -67,6 +67,7 @@ from payments.services.idempotency import (
     request_fingerprint,
 )
 from payments.services.inquiries import account_balance_request, transaction_refresh
+from payments.services.payout_requests import payout_request_submit
 from payments.services.reversals import reversal_initiate
 from payments.services.stk_push import stk_push_initiate, stk_push_refresh_if_stale
 
@@ -309,7 +310,10 @@ class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
         summary="Send money to a customer (B2C payout)",
         description="Recorded before it is sent; 202 means Daraja accepted it (status "
         "`pending`) or its answer was lost (`unknown`, never resent: reconciliation asks "
-        "Transaction Status). The result arrives later. Needs the payments.pay_out permission.",
+        "Transaction Status). The result arrives later. A payout above "
+        "PAYMENTS['PAYOUT_APPROVAL_THRESHOLD'] is not sent: the 202 carries a payout request "
+        "with state `awaiting_approval` for a second manager to approve in the back office. "
+        "Needs the payments.pay_out permission.",
         request=B2CRequestSerializer,
     )
     def post(self, request: Request) -> Response:
@@ -318,9 +322,11 @@ class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
     def _pay_out(self, request: Request) -> Response:
         serializer = B2CRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        transaction = b2c_payout_initiate(user=request.user, **serializer.validated_data)
+        payout = payout_request_submit(maker=request.user, **serializer.validated_data)
+        if payout.transaction is None:
+            return Response(PayoutRequestSerializer(payout).data, status=status.HTTP_202_ACCEPTED)
         return transaction_answer(
-            transaction, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
+            payout.transaction, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
         )
 
 

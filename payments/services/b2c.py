@@ -51,20 +51,15 @@ def b2c_payout_initiate(
     After a read timeout or a 5xx it stays ``unknown`` and is never resent: reconciliation asks
     Transaction Status. Daraja refuses a reused OriginatorConversationID, a second guard.
     """
-    msisdn = validated_phone_number(phone_number)
-    whole_amount = validated_whole_amount(
-        amount,
-        minimum=payments_settings.B2C_MIN_AMOUNT,
-        maximum=payments_settings.B2C_MAX_AMOUNT,
+    payout = b2c_payout_validated(
+        phone_number=phone_number,
+        amount=amount,
+        remarks=remarks,
+        command_id=command_id,
+        occasion=occasion,
     )
-    if command_id not in B2CCommand.values:
-        raise PaymentValidationError("command_id", f"must be one of {', '.join(B2CCommand.values)}")
-    remarks = (remarks or "").strip()
-    if not 2 <= len(remarks) <= 100:
-        raise PaymentValidationError("remarks", "must be 2 to 100 characters")
-    occasion = (occasion or "").strip()
-    if len(occasion) > 100:
-        raise PaymentValidationError("occasion", "must be at most 100 characters")
+    msisdn, whole_amount = payout["phone_number"], payout["amount"]
+    remarks, occasion = payout["remarks"], payout["occasion"]
     missing = payments_settings.missing(REQUIRED_FOR_B2C)
     if missing:
         raise PaymentsNotConfiguredError(
@@ -106,6 +101,31 @@ def b2c_payout_initiate(
             queue_timeout_url=queue_timeout_url,
         ),
     )
+
+
+def b2c_payout_validated(
+    *, phone_number: str, amount: Any, remarks: str, command_id: str, occasion: str = ""
+) -> dict[str, Any]:
+    """A payout's fields, normalised, or PaymentValidationError naming the first bad one."""
+    if command_id not in B2CCommand.values:
+        raise PaymentValidationError("command_id", f"must be one of {', '.join(B2CCommand.values)}")
+    remarks = (remarks or "").strip()
+    if not 2 <= len(remarks) <= 100:
+        raise PaymentValidationError("remarks", "must be 2 to 100 characters")
+    occasion = (occasion or "").strip()
+    if len(occasion) > 100:
+        raise PaymentValidationError("occasion", "must be at most 100 characters")
+    return {
+        "phone_number": validated_phone_number(phone_number),
+        "amount": validated_whole_amount(
+            amount,
+            minimum=payments_settings.B2C_MIN_AMOUNT,
+            maximum=payments_settings.B2C_MAX_AMOUNT,
+        ),
+        "command_id": command_id,
+        "remarks": remarks,
+        "occasion": occasion,
+    }
 
 
 def b2c_result_apply(

@@ -11,8 +11,7 @@ from payments.conf import payments_settings
 from payments.exceptions import PaymentsError, PaymentValidationError
 from payments.models import PayoutRequest
 from payments.services.audit import audit_record
-from payments.services.b2c import b2c_payout_initiate
-from payments.services.common import validated_phone_number, validated_whole_amount
+from payments.services.b2c import b2c_payout_initiate, b2c_payout_validated
 
 State = PayoutRequest.State
 
@@ -26,22 +25,22 @@ def payout_request_submit(
     remarks: str,
     occasion: str = "",
 ) -> PayoutRequest:
-    """Send a payout now, or park it for approval when it is above the threshold."""
-    phone = validated_phone_number(phone_number)
-    amount = validated_whole_amount(
-        amount,
-        minimum=payments_settings.B2C_MIN_AMOUNT,
-        maximum=payments_settings.B2C_MAX_AMOUNT,
+    """Send a payout now, or park it for approval when it is above the threshold.
+
+    The one way staff pay out, from the admin and from the API alike: nobody sends a large
+    payout alone.
+    """
+    payout = b2c_payout_validated(
+        phone_number=phone_number,
+        amount=amount,
+        remarks=remarks,
+        command_id=command_id,
+        occasion=occasion,
     )
+    amount = payout["amount"]
     needs_approval = amount > int(payments_settings.PAYOUT_APPROVAL_THRESHOLD)
     request = PayoutRequest.objects.create(
-        state=State.AWAITING_APPROVAL if needs_approval else State.SENT,
-        phone_number=phone,
-        amount=amount,
-        command_id=command_id,
-        remarks=remarks,
-        occasion=occasion,
-        maker=maker,
+        state=State.AWAITING_APPROVAL if needs_approval else State.SENT, maker=maker, **payout
     )
     if needs_approval:
         audit_record(
