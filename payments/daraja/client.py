@@ -401,12 +401,12 @@ class DarajaClient:
 
         Repeating is safe even for money: a refused token stops the request at the gateway.
         """
-        token = self._tokens.token()
+        token = self._token(operation)
         response = self._send(operation, path, payload, token, retry_safe=retry_safe)
         if _is_invalid_token(response.status_code, _error_code(response)):
             logger.info("daraja %s: access token refused, refreshing once", operation)
             self._tokens.invalidate(token)
-            token = self._tokens.token()
+            token = self._token(operation)
             response = self._send(operation, path, payload, token, retry_safe=retry_safe)
         try:
             return decode_response(response, operation=operation)
@@ -422,6 +422,21 @@ class DarajaClient:
                 },
             )
             raise
+
+    def _token(self, operation: str) -> str:
+        """A bearer token. Failing to get one means the operation itself was never sent."""
+        try:
+            return self._tokens.token()
+        except DarajaAuthError:
+            raise
+        except DarajaError as exc:
+            raise DarajaAuthError(
+                f"Daraja {operation} not sent: no access token ({exc.message})",
+                http_status=exc.http_status,
+                error_code=exc.error_code,
+                error_message=exc.error_message,
+                request_id=exc.request_id,
+            ) from exc
 
     def _send(
         self,

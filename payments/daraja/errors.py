@@ -115,7 +115,9 @@ class InvalidPhoneNumberError(InvalidFieldError):
 
 
 RATE_LIMIT_ERROR_CODES = frozenset({"500.003.02", "500.003.03"})
-AMBIGUOUS_SERVER_ERROR_CODES = frozenset({"500.003.1001"})
+# Internal error, or "Duplicate OriginatorConversationID": we send each id once, so a duplicate
+# means an earlier copy reached Daraja (a proxy retry, say) and may have paid.
+AMBIGUOUS_SERVER_ERROR_CODES = frozenset({"500.003.1001", "500.002.1001"})
 
 
 class DarajaConfigurationError(Exception):

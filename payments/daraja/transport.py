@@ -16,11 +16,13 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from .errors import AMBIGUOUS_SERVER_ERROR_CODES, RATE_LIMIT_ERROR_CODES, DarajaConnectionError
+from .errors import RATE_LIMIT_ERROR_CODES, DarajaConnectionError
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# Daraja's generic internal error and its throttling answers: transient, worth another try.
+RETRYABLE_ERROR_CODES = frozenset({"500.003.1001"}) | RATE_LIMIT_ERROR_CODES
 
 
 def request_was_sent(exc: requests.RequestException) -> bool:
@@ -64,9 +66,7 @@ def should_retry(
     if http_status >= 500:
         # A 500 with a definite Daraja refusal (wrong credentials, "being processed") is an
         # answer, not a transient failure; only the generic and throttling codes are retried.
-        return error_code is None or error_code in (
-            AMBIGUOUS_SERVER_ERROR_CODES | RATE_LIMIT_ERROR_CODES
-        )
+        return error_code is None or error_code in RETRYABLE_ERROR_CODES
     return False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+import requests
 import responses
 
 from payments.daraja.auth import AccessTokenProvider, MemoryTokenStore
@@ -228,3 +229,22 @@ def test_a_refresh_lock_left_by_a_dead_process_does_not_block_forever():
     with responses.RequestsMock() as mock:
         mock.get(OAUTH_URL, json={"access_token": "mine", "expires_in": "3599"})
         assert provider.token() == "mine"
+
+
+def test_no_token_means_the_money_request_was_never_sent(client):
+    push_url = f"{SANDBOX}/mpesa/stkpush/v1/processrequest"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for _ in range(3):
+            mock.get(OAUTH_URL, body=requests.ReadTimeout("read timed out"))
+        mock.post(push_url, json=load_fixture("stk/stk_push_response_accepted.portal.json"))
+        with pytest.raises(DarajaAuthError) as excinfo:
+            client.stk_push(
+                phone_number="0708374149",
+                amount=1,
+                account_reference="A",
+                transaction_desc="A",
+                callback_url="https://pay.example.co.ke/cb/1",
+            )
+        assert [c for c in mock.calls if c.request.url == push_url] == []
+    # A timed-out token request says nothing about the push: it was never sent.
+    assert excinfo.value.outcome_unknown is False

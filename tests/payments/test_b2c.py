@@ -250,17 +250,33 @@ def test_payout_answered_with_503_is_unknown_and_not_retried(api, daraja):
 
 
 def test_daraja_refusal_answers_502_with_its_code_and_fails_payout(api, daraja):
-    daraja.post(B2C_URL, status=500, json=load_fixture(DUPLICATE_ID))
+    refusal = {
+        "requestId": "r-1",
+        "errorCode": "400.002.02",
+        "errorMessage": "Bad Request - Invalid PartyB",
+    }
+    daraja.post(B2C_URL, status=400, json=refusal)
 
     response = api.post(B2C_PATH, payout(), format="json")
 
     assert response.status_code == 502, response.content
     body = response.json()
-    assert body["code"] == "500.002.1001"
-    assert body["detail"] == "Duplicate OriginatorConversationID."
+    assert body["code"] == "400.002.02"
+    assert body["detail"] == "Bad Request - Invalid PartyB"
     assert body["transaction"]["status"] == "failed"
     transaction = Transaction.objects.get()
-    assert (transaction.status, transaction.result_code) == ("failed", "500.002.1001")
+    assert (transaction.status, transaction.result_code) == ("failed", "400.002.02")
+    assert len(sent(daraja, B2C_URL)) == 1
+
+
+def test_a_duplicate_originator_conversation_id_leaves_the_payout_unknown(api, daraja):
+    # We send each id once: Daraja having seen it means an earlier copy arrived and may pay.
+    daraja.post(B2C_URL, status=500, json=load_fixture(DUPLICATE_ID))
+
+    response = api.post(B2C_PATH, payout(), format="json")
+
+    assert response.status_code == 202, response.content
+    assert Transaction.objects.get().status == "unknown"
     assert len(sent(daraja, B2C_URL)) == 1
 
 
