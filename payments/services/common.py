@@ -88,8 +88,8 @@ def acknowledgement_record(*, transaction: Transaction, ack: Any) -> Transaction
 
 
 def amount_matches(expected: int, reported: Any) -> bool:
-    """Whether Daraja's reported amount (Decimal, or None when absent) is what we asked for."""
-    return reported is None or reported == expected
+    """Whether Daraja reported exactly the amount we asked for; an absent amount is no match."""
+    return reported is not None and reported == expected
 
 
 def validated_phone_number(value: Any, *, field: str = "phone_number") -> str:

@@ -17,7 +17,7 @@ from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, Payme
 from payments.gateway import get_daraja_client
 from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
-from payments.services.common import callback_url, error_details
+from payments.services.common import amount_matches, callback_url, error_details
 from payments.services.reversals import reversal_result_apply
 from payments.services.stk_push import stk_query_settle, stk_result_apply
 from payments.signals import balance_updated
@@ -62,9 +62,13 @@ def transaction_status_query(
     receipt = transaction.mpesa_receipt_number
     originator_id = transaction.originator_conversation_id or ""
     if not (receipt or originator_id):
-        raise PaymentValidationError(
-            "transaction", "has neither an M-Pesa receipt nor a conversation id to ask about"
+        # Nothing to ask Daraja with (its answer to our request was lost): only a person with
+        # the M-Pesa Org portal can settle it, and reconciliation stops picking it.
+        reason = "no M-Pesa receipt or conversation id to ask about: check the M-Pesa Org portal"
+        Transaction.objects.filter(pk=transaction.pk).update(
+            needs_review=True, review_reason=reason
         )
+        raise PaymentValidationError("transaction", f"has {reason}")
     shortcode = transaction.shortcode or str(payments_settings.SHORTCODE)
     inquiry = DarajaInquiry.objects.create(
         kind=InquiryKind.STATUS,
@@ -128,7 +132,7 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
         return "flagged"
     if not transaction.can_transition_to(S.SUCCESS):
         return "unchanged"
-    if result.amount is not None and result.amount != transaction.amount:
+    if not amount_matches(transaction.amount, result.amount):
         transaction.flag_for_review(
             f"Transaction Status reports amount {result.amount}, not {transaction.amount}"
         )

@@ -194,7 +194,15 @@ def stk_query_settle(
     with db_transaction.atomic():
         locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
         outcome = stk_result_outcome(answer.result_code)
-        if locked.can_transition_to(outcome.status):
+        if locked.needs_review:
+            # A person is deciding about this payment (e.g. a callback for another amount):
+            # the query, which carries no amount, is noted but settles nothing.
+            locked.metadata = {
+                **locked.metadata,
+                "query_while_in_review": {"result_code": answer.result_code},
+            }
+            locked.save()
+        elif locked.can_transition_to(outcome.status):
             stk_result_apply(
                 transaction=locked,
                 result_code=answer.result_code,

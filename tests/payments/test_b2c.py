@@ -447,3 +447,18 @@ def test_success_result_for_another_amount_is_rejected_and_flagged(api, daraja, 
     transaction.refresh_from_db()
     assert (transaction.status, transaction.needs_review) == ("pending", True)
     assert CallbackEvent.objects.get(transaction=transaction).outcome == "rejected"
+
+
+def test_a_success_result_without_an_amount_is_not_a_payout(api, daraja, post_result):
+    transaction = pay_out(api, daraja)
+    body = addressed_to(SUCCESS, transaction)
+    parameters = body["Result"]["ResultParameters"]["ResultParameter"]
+    body["Result"]["ResultParameters"]["ResultParameter"] = [
+        p for p in parameters if p["Key"] != "TransactionAmount"
+    ]
+
+    post_result("b2c", transaction.callback_token, body)
+
+    transaction.refresh_from_db()
+    assert transaction.status == "pending"
+    assert transaction.needs_review is True

@@ -348,3 +348,29 @@ def test_a_second_run_right_after_the_first_claims_nothing(daraja):
     third, _ = reconcile()
     assert third.claimed == 1
     assert queried_checkouts(daraja) == [CHECKOUT, CHECKOUT]
+
+
+def test_a_refund_with_no_id_to_ask_about_is_handed_to_a_person(daraja):
+    original = Transaction.objects.create(
+        transaction_type="STK_PUSH",
+        status="success",
+        amount=100,
+        mpesa_receipt_number="NLJ7RT61SV",
+        environment="sandbox",
+    )
+    lost = Transaction.objects.create(
+        transaction_type="REVERSAL",
+        status="unknown",
+        original=original,
+        amount=100,
+        environment="sandbox",
+    )
+    Transaction.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    transactions_reconcile(older_than=60)
+    second = transactions_reconcile(older_than=0)
+
+    lost.refresh_from_db()
+    assert lost.needs_review is True
+    assert "Org portal" in lost.review_reason
+    assert second.claimed == 0  # flagged rows leave the reconciliation queue

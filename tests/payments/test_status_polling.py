@@ -194,3 +194,17 @@ def test_query_never_downgrades_a_success(user, daraja, django_capture_on_commit
     assert transaction.status == "success"
     assert (transaction.result_code, transaction.mpesa_receipt_number) == ("0", "NLJ7RT61SV")
     assert signals == []
+
+
+def test_a_payment_under_review_is_not_settled_by_a_query(api, daraja, user):
+    transaction = stk_transaction(checkout_request_id="ws_CO_REVIEW", user=user, age_seconds=60)
+    Transaction.objects.filter(pk=transaction.pk).update(
+        needs_review=True, review_reason="amount 1 differs from the 100 asked"
+    )
+    daraja.post(STK_QUERY_URL, json=load_fixture("stk/stk_query_response_success.portal.json"))
+
+    body = api.get(STATUS_PATH.format("ws_CO_REVIEW")).json()
+
+    assert body["status"] == "pending"
+    transaction.refresh_from_db()
+    assert transaction.metadata["query_while_in_review"] == {"result_code": "0"}
