@@ -97,6 +97,7 @@ class Transaction(models.Model):
             ("create_checkout_link", "Can create hosted checkout links"),
             ("query_status", "Can ask M-Pesa for the status of a transaction"),
             ("export_transactions", "Can export transactions as CSV"),
+            ("register_c2b_urls", "Can register the C2B URLs with M-Pesa"),
         ]
         ordering = ["-created_at"]
         indexes = [

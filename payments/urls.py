@@ -38,8 +38,9 @@ API = r"^api/v1/payments/mpesa/"
 # Not under /mpesa/: Daraja refuses callback URLs containing that word (API.md §4.1).
 CALLBACKS = r"^api/v1/payments/callbacks/"
 CALLBACK_SEGMENT = r"(?P<callback_token>[A-Za-z0-9_-]{16,64})"
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # django.core.signing tokens: URL-safe base64 and colons.
-CHECKOUT_SEGMENT = r"(?P<token>[A-Za-z0-9_:.-]{20,600})"
+CHECKOUT_SEGMENT = r"(?P<token>[A-Za-z0-9_:.-]{20,2000})"
 
 
 def result_route(path: str, kind: str, owner: str, name: str):
@@ -59,7 +60,7 @@ urlpatterns = [
     re_path(rf"{API}balance/?$", BalanceView.as_view(), name="balance"),
     re_path(rf"{API}register-urls/?$", RegisterUrlsView.as_view(), name="register-urls"),
     re_path(
-        rf"{API}transactions/(?P<pk>[0-9a-fA-F-]{{36}})/refresh/?$",
+        rf"{API}transactions/(?P<pk>{UUID})/refresh/?$",
         TransactionRefreshView.as_view(),
         name="transaction-refresh",
     ),
@@ -68,7 +69,7 @@ urlpatterns = [
     re_path(rf"^pay/{CHECKOUT_SEGMENT}/?$", checkout_page, name="checkout-page"),
     re_path(rf"^pay/{CHECKOUT_SEGMENT}/start/?$", CheckoutPayView.as_view(), name="checkout-pay"),
     re_path(
-        rf"^pay/{CHECKOUT_SEGMENT}/status/(?P<transaction_id>[0-9a-fA-F-]{{36}})/?$",
+        rf"^pay/{CHECKOUT_SEGMENT}/status/(?P<transaction_id>{UUID})/?$",
         CheckoutStatusView.as_view(),
         name="checkout-status",
     ),

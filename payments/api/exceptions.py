@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from payments.daraja.errors import DarajaError
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
 from payments.services.checkout import CheckoutLinkInvalidError
 from payments.services.idempotency import (
@@ -27,6 +29,14 @@ STATUS_BY_ERROR: dict[type[PaymentsError], int] = {
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DarajaError):
+        # A Daraja answer nobody turned into a domain outcome: say so, never a bare 500.
+        return Response(
+            {"code": exc.error_code or "daraja_error", "detail": exc.message},
+            status=status.HTTP_502_BAD_GATEWAY,
+        )
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.NotFound("No such object.")
     if isinstance(exc, PaymentValidationError):
         exc = exceptions.ValidationError({exc.field: [exc.message]})
     if isinstance(exc, PaymentsError):

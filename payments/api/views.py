@@ -50,6 +50,7 @@ from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
 from payments.selectors import balances_latest, transaction_visible_to
+from payments.services.audit import audit_record
 from payments.services.c2b import c2b_urls_register
 from payments.services.checkout import (
     checkout_link_create,
@@ -354,6 +355,14 @@ class ReversalView(IdempotentPostMixin, StaffAPIView):
             amount=data["amount"],
             remarks=data["remarks"],
         )
+        audit_record(
+            actor=request.user,
+            action="refund",
+            transaction=reversal.original,
+            amount=reversal.amount,
+            outcome=reversal.status,
+            details={"via": "api", "reversal": str(reversal.pk)},
+        )
         return transaction_answer(
             reversal, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
         )
@@ -387,10 +396,18 @@ class BalanceView(StaffAPIView):
         serializer = BalanceRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         inquiry = account_balance_request(user=request.user, **serializer.validated_data)
+        audit_record(
+            actor=request.user,
+            action="balance_refresh",
+            outcome=f"asked ({inquiry.status})",
+            details={"via": "api"},
+        )
         return Response(InquirySerializer(inquiry).data, status=status.HTTP_202_ACCEPTED)
 
 
 class TransactionRefreshView(StaffAPIView):
+    required_permission = "payments.query_status"
+
     @extend_schema(
         operation_id="transaction_refresh",
         summary="Ask M-Pesa for the current state of one transaction",
@@ -409,6 +426,13 @@ class TransactionRefreshView(StaffAPIView):
     def post(self, request: Request, pk: str) -> Response:
         transaction = get_object_or_404(Transaction, pk=pk)
         refreshed, inquiry = transaction_refresh(transaction=transaction, user=request.user)
+        audit_record(
+            actor=request.user,
+            action="status_query",
+            transaction=transaction,
+            outcome=f"asked ({inquiry.status})" if inquiry else refreshed.status,
+            details={"via": "api"},
+        )
         body = {
             "transaction": TransactionSerializer(refreshed).data,
             "inquiry": InquirySerializer(inquiry).data if inquiry else None,
@@ -417,6 +441,8 @@ class TransactionRefreshView(StaffAPIView):
 
 
 class RegisterUrlsView(StaffAPIView):
+    required_permission = "payments.register_c2b_urls"
+
     @extend_schema(
         operation_id="c2b_register_urls",
         summary="Register our C2B validation and confirmation URLs with M-Pesa",
@@ -432,6 +458,12 @@ class RegisterUrlsView(StaffAPIView):
         serializer = RegisterUrlsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answer = c2b_urls_register(**serializer.validated_data)
+        audit_record(
+            actor=request.user,
+            action="register_c2b_urls",
+            outcome=f"{answer.response_code} {answer.response_description}",
+            details={"via": "api", **serializer.validated_data},
+        )
         return Response(
             {
                 "response_code": answer.response_code,

@@ -25,6 +25,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "view_balance",
         "query_status",
         "change_callbackevent",
+        "register_c2b_urls",
     ),
 }
 

@@ -9,7 +9,14 @@ from payments.services.roles import CLERK, MANAGER
 
 pytestmark = pytest.mark.django_db
 
-MONEY_MOVING = {"refund", "pay_out", "approve_payout", "view_balance", "query_status"}
+MONEY_MOVING = {
+    "refund",
+    "pay_out",
+    "approve_payout",
+    "view_balance",
+    "query_status",
+    "register_c2b_urls",
+}
 
 
 def codenames(name: str) -> set[str]:

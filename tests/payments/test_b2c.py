@@ -38,7 +38,7 @@ DUPLICATE_ID = "errors/error_500.002.1001_duplicate_originatorconversationid.por
 
 @pytest.fixture
 def payer(django_user_model):
-    return staff_user_with(django_user_model, "payer", "pay_out")
+    return staff_user_with(django_user_model, "payer", "pay_out", "query_status")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from payments.models import CallbackEvent, Transaction
 from payments.signals import c2b_payment_received
 
 from .conftest import SANDBOX, api_client_for, calls_to, load_fixture
+from .money_out import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -314,9 +315,14 @@ def register_answer(daraja, url: str = REGISTER_V2_URL) -> None:
     daraja.post(url, json=load_fixture("c2b/c2b_register_url_response.portal.json"))
 
 
+def registrar(user):
+    """Staff allowed to register the C2B URLs."""
+    return grant(user, "register_c2b_urls")
+
+
 def test_staff_register_our_urls_with_daraja_v2_by_default(daraja, staff_user):
     register_answer(daraja)
-    response = api_client_for(staff_user).post(REGISTER_PATH, {}, format="json")
+    response = api_client_for(registrar(staff_user)).post(REGISTER_PATH, {}, format="json")
 
     assert response.status_code == 200, response.content
     assert response.json() == {
@@ -337,7 +343,7 @@ def test_staff_register_our_urls_with_daraja_v2_by_default(daraja, staff_user):
 
 def test_staff_register_with_v1_a_response_type_and_a_shortcode_on_request(daraja, staff_user):
     register_answer(daraja, REGISTER_V1_URL)
-    response = api_client_for(staff_user).post(
+    response = api_client_for(registrar(staff_user)).post(
         REGISTER_PATH,
         {"api_version": "v1", "response_type": "Cancelled", "shortcode": "600984"},
         format="json",
@@ -406,7 +412,7 @@ def test_register_api_refuses_an_unusable_base_url_before_calling_daraja(
 ):
     register_answer(daraja)
     with override_settings(DEBUG=False, PAYMENTS=payments_with(CALLBACK_BASE_URL=base)):
-        response = api_client_for(staff_user).post(REGISTER_PATH, {}, format="json")
+        response = api_client_for(registrar(staff_user)).post(REGISTER_PATH, {}, format="json")
 
     assert response.status_code == 400
     body = response.json()

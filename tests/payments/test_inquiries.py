@@ -41,7 +41,7 @@ ACCOUNTS = [
 
 @pytest.fixture
 def accountant(django_user_model):
-    return staff_user_with(django_user_model, "accountant", "view_balance")
+    return staff_user_with(django_user_model, "accountant", "view_balance", "query_status")
 
 
 @pytest.fixture
