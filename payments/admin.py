@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import uuid
 from typing import Any
 
 from django import forms
@@ -30,6 +31,7 @@ from payments.models import AuditRecord, BalanceSnapshot, CallbackEvent, PayoutR
 from payments.selectors import balances_latest
 from payments.services.audit import audit_record
 from payments.services.callbacks import callback_event_process
+from payments.services.idempotency import idempotency_key_claim, idempotency_key_complete
 from payments.services.inquiries import account_balance_request, transaction_refresh
 from payments.services.payout_requests import (
     payout_request_approve,
@@ -64,6 +66,31 @@ CSV_FIELDS = (
 )
 
 
+def first_submission(request: HttpRequest) -> bool:
+    """Whether this confirmation form is posted for the first time.
+
+    Each confirmation page carries a one-time ``nonce``; a double click, a resubmission after
+    "back" or a retried request finds it used, and moves no money a second time.
+    """
+    nonce = request.POST.get("nonce", "")
+    if not nonce:
+        messages.warning(request, "Start again from the confirmation page: nothing was done.")
+        return False
+    try:
+        record, _ = idempotency_key_claim(
+            user=request.user, key=f"admin-confirmation:{nonce}", fingerprint=request.path
+        )
+    except PaymentsError:
+        record = None
+    if record is None:
+        messages.warning(
+            request, "This confirmation was already submitted: nothing was done again."
+        )
+        return False
+    idempotency_key_complete(record=record, status=200, body={})
+    return True
+
+
 def require(request: HttpRequest, permission: str) -> None:
     """Refuse with 403 unless the staff user holds ``payments.<permission>``."""
     if not (request.user.is_active and request.user.is_staff):
@@ -93,6 +120,7 @@ def confirmation_page(
         "button": button,
         "opts": opts,
         "cancel_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        "nonce": uuid.uuid4().hex,
     }
     return TemplateResponse(request, "admin/payments/confirm_action.html", context)
 
@@ -317,8 +345,11 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def refund_bulk_view(self, request) -> HttpResponse:
         require(request, "refund")
+        selected = self._selected(request)
+        if not first_submission(request):
+            return self._back()
         done = failed = 0
-        for original in self._selected(request):
+        for original in selected:
             if self._refund(request, original, amount=None, remarks="Refund"):
                 done += 1
             else:
@@ -334,6 +365,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         step = request.POST.get("step")
         if request.method == "POST" and form.is_valid():
             if step == "execute":
+                if not first_submission(request):
+                    return HttpResponseRedirect(
+                        reverse("admin:payments_transaction_change", args=[original.pk])
+                    )
                 self._refund(
                     request,
                     original,
@@ -347,6 +382,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 request,
                 "admin/payments/transaction/refund_confirm.html",
                 title="Confirm the refund",
+                nonce=uuid.uuid4().hex,
                 original=original,
                 form=form,
                 amount=form.cleaned_data["amount"],
@@ -409,8 +445,11 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def query_status_view(self, request) -> HttpResponse:
         require(request, "query_status")
+        selected = self._selected(request)
+        if not first_submission(request):
+            return self._back()
         done = failed = 0
-        for transaction in self._selected(request):
+        for transaction in selected:
             try:
                 refreshed, inquiry = transaction_refresh(transaction=transaction, user=request.user)
                 outcome = f"asked ({inquiry.status})" if inquiry else refreshed.status
@@ -445,12 +484,15 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             if request.POST.get("step") == "execute":
+                if not first_submission(request):
+                    return HttpResponseRedirect(reverse("admin:payments_payoutrequest_changelist"))
                 return self._submit_payout(request, form, data)
             threshold = int(payments_settings.PAYOUT_APPROVAL_THRESHOLD)
             return self._page(
                 request,
                 "admin/payments/transaction/payout_confirm.html",
                 title="Confirm the payout",
+                nonce=uuid.uuid4().hex,
                 form=form,
                 data=data,
                 needs_approval=data["amount"] > threshold,

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
 from payments.services.roles import CLERK, MANAGER
+
+
+class ConfirmingClient(Client):
+    """A browser stand-in: each form it posts carries a fresh one-time confirmation nonce, as
+    a confirmation page's form does, unless the test gives one."""
+
+    def post(self, path, data=None, *args, **kwargs):
+        if isinstance(data, dict) and "nonce" not in data:
+            data = {**data, "nonce": uuid.uuid4().hex}
+        return super().post(path, data, *args, **kwargs)
 
 
 def _staff_in(django_user_model, username: str, group_name: str):
@@ -39,7 +51,7 @@ def superuser(django_user_model):
 
 
 def _logged_in(user) -> Client:
-    client = Client()
+    client = ConfirmingClient()
     client.force_login(user)
     return client
 

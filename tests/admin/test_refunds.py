@@ -135,3 +135,28 @@ def test_refund_after_a_partial_refund_is_limited_to_what_is_left(as_manager, da
 
     assert len(sent(daraja, REVERSAL_URL)) == 1
     assert any("must be from 1 to 30" in m for m in messages_of(response))
+
+
+def test_a_confirmation_posted_twice_refunds_once(as_manager, daraja):
+    accept(daraja, REVERSAL_URL)
+    payment = paid_transaction(amount=100, receipt="NLJ7RT61SV")
+    form = {"amount": "40", "remarks": "Part", "step": "execute", "nonce": "one-click"}
+
+    as_manager.post(refund_url(payment), form)
+    second = as_manager.post(refund_url(payment), form, follow=True)
+
+    assert len(sent(daraja, REVERSAL_URL)) == 1
+    assert [r.amount for r in reversals()] == [40]
+    assert "already submitted" in second.content.decode()
+
+
+def test_an_execute_post_without_its_confirmation_nonce_moves_nothing(as_manager, daraja):
+    accept(daraja, REVERSAL_URL)
+    payment = paid_transaction(amount=100, receipt="NLJ7RT61SV")
+
+    as_manager.post(
+        refund_url(payment), {"amount": "40", "remarks": "Part", "step": "execute", "nonce": ""}
+    )
+
+    assert sent(daraja, REVERSAL_URL) == []
+    assert reversals() == []
