@@ -141,6 +141,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "payments.api.exceptions.api_exception_handler",
+    # Proxies in front of this server; throttles trust that many X-Forwarded-For hops and no
+    # more (0: the connecting address, which a client cannot forge).
+    "NUM_PROXIES": int(env.str("DJANGO_NUM_PROXIES", default="") or 0),
 }
 
 SPECTACULAR_SETTINGS = {

@@ -54,6 +54,7 @@ DOCUMENTED_VARIABLES = (
     "DJANGO_SECURE_HSTS_SECONDS",
     "DJANGO_SECURE_PROXY_SSL_HEADER",
     "DATABASE_CONN_MAX_AGE",
+    "DJANGO_NUM_PROXIES",
 )
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -84,6 +85,7 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "DJANGO_SECURE_SSL_REDIRECT": "false" if debug else "true",
             "DJANGO_SECURE_HSTS_SECONDS": "0" if debug else "31536000",
             "DJANGO_SECURE_PROXY_SSL_HEADER": "false",
+            "DJANGO_NUM_PROXIES": "0",
             "DJANGO_LOG_LEVEL": "WARNING",
             "MPESA_ENVIRONMENT": "sandbox",
             "MPESA_BASE_URL": "",

@@ -79,9 +79,18 @@ def c2b_validate(*, notification: C2BNotification) -> C2BValidationResult:
 def c2b_confirmation_record(*, notification: C2BNotification) -> tuple[Transaction, bool]:
     """Record a confirmed C2B payment once per TransID. Returns (transaction, created).
 
+    A TransID that is the receipt of one of our STK Pushes is that payment, not a new one.
+
     The unique constraint on C2B receipts makes concurrent copies safe: one insert wins and the
     others find its row.
     """
+    # An STK Push paid into a PayBill can be confirmed over C2B too, with the same receipt:
+    # it is one payment, already on the ledger, and must not be counted (or refunded) twice.
+    stk_payment = Transaction.objects.filter(
+        transaction_type=TransactionType.STK_PUSH, mpesa_receipt_number=notification.trans_id
+    ).first()
+    if stk_payment is not None:
+        return stk_payment, False
     amount = notification.trans_amount
     whole = int(amount) if amount == amount.to_integral_value() else None
     names = " ".join(

@@ -489,3 +489,26 @@ def test_simulate_command_is_refused_in_production(daraja):
             "mpesa_simulate_c2b", "--phone", "0708374149", "--amount", "10", stdout=StringIO()
         )
     assert len(daraja.calls) == 0
+
+
+def test_a_c2b_confirmation_of_an_stk_payment_is_not_a_second_payment(client):
+    stk = Transaction.objects.create(
+        transaction_type="STK_PUSH",
+        status="success",
+        amount=5,
+        mpesa_receipt_number="RKL51ZDR4F",
+        environment="sandbox",
+    )
+    body = load_fixture(MASKED)
+    body["TransID"] = "RKL51ZDR4F"
+
+    response = client.post(
+        CONFIRMATION_PATH.format(settings.PAYMENTS["CALLBACK_SECRET"]),
+        body,
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    assert list(Transaction.objects.values_list("pk", flat=True)) == [stk.pk]
+    event = CallbackEvent.objects.get()
+    assert (event.outcome, event.transaction_id) == ("duplicate", stk.pk)

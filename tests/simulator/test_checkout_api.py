@@ -141,3 +141,22 @@ def test_checkout_pushes_are_throttled_per_client_address(client, settings):
     ]
 
     assert [a.status_code for a in answers] == [400, 400, 429]
+
+
+@pytest.mark.django_db
+def test_a_forged_forwarded_for_does_not_reset_the_client_limit(client, settings):
+    settings.PAYMENTS = {**settings.PAYMENTS, "STK_RATE_PER_USER": "2/min"}
+    token = checkout_link_create(amount=10, account_reference="INV1")
+    start = reverse("payments:checkout-pay", kwargs={"token": token})
+
+    answers = [
+        client.post(
+            start,
+            {"phone_number": "12345"},
+            content_type="application/json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+        )
+        for n in range(3)
+    ]
+
+    assert [a.status_code for a in answers] == [400, 400, 429]
