@@ -88,8 +88,9 @@ def checkout_path(token: str) -> str:
     return reverse("payments:checkout-page", kwargs={"token": token})
 
 
-def checkout_link_read(token: str) -> CheckoutLink:
-    """The link's terms; CheckoutLinkInvalidError if tampered with or expired."""
+def checkout_link_read(token: str, *, allow_expired: bool = False) -> CheckoutLink:
+    """The link's terms; CheckoutLinkInvalidError if tampered with (or expired, unless
+    ``allow_expired``)."""
     try:
         data = signing.loads(token, salt=SALT)
         link = CheckoutLink(
@@ -101,7 +102,7 @@ def checkout_link_read(token: str) -> CheckoutLink:
         )
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise CheckoutLinkInvalidError("This payment link is not valid.") from None
-    if link.is_expired:
+    if link.is_expired and not allow_expired:
         raise CheckoutLinkInvalidError("This payment link has expired.")
     return link
 
@@ -129,8 +130,11 @@ def checkout_pay(*, token: str, phone_number: str) -> Transaction:
 
 
 def checkout_transaction(*, token: str, transaction_id: Any) -> Transaction | None:
-    """A transaction started from this link (and only from this link)."""
-    checkout_link_read(token)
+    """A transaction started from this link (and only from this link).
+
+    A payment started just before the link expired can still be followed to its end.
+    """
+    checkout_link_read(token, allow_expired=True)
     return Transaction.objects.filter(
         pk=transaction_id, metadata__checkout_link=checkout_link_key(token)
     ).first()

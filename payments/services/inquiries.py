@@ -41,11 +41,13 @@ def account_balance_request(
 ) -> DarajaInquiry:
     """Ask Daraja for the shortcode's balances; they arrive later as a result callback."""
     shortcode = shortcode or str(payments_settings.SHORTCODE)
-    inquiry = DarajaInquiry.objects.create(
-        kind=InquiryKind.BALANCE,
-        requested_by=user if getattr(user, "is_authenticated", False) else None,
-        metadata={"shortcode": shortcode},
-    )
+    # Durable: committed before Daraja is called, so its result always finds it.
+    with db_transaction.atomic(durable=True):
+        inquiry = DarajaInquiry.objects.create(
+            kind=InquiryKind.BALANCE,
+            requested_by=user if getattr(user, "is_authenticated", False) else None,
+            metadata={"shortcode": shortcode},
+        )
     return _send(
         inquiry,
         client,
@@ -70,12 +72,14 @@ def transaction_status_query(
         )
         raise PaymentValidationError("transaction", f"has {reason}")
     shortcode = transaction.shortcode or str(payments_settings.SHORTCODE)
-    inquiry = DarajaInquiry.objects.create(
-        kind=InquiryKind.STATUS,
-        transaction=transaction,
-        requested_by=user if getattr(user, "is_authenticated", False) else None,
-        metadata={"receipt": receipt, "originator_conversation_id": originator_id},
-    )
+    # Durable: committed before Daraja is called, so its result always finds it.
+    with db_transaction.atomic(durable=True):
+        inquiry = DarajaInquiry.objects.create(
+            kind=InquiryKind.STATUS,
+            transaction=transaction,
+            requested_by=user if getattr(user, "is_authenticated", False) else None,
+            metadata={"receipt": receipt, "originator_conversation_id": originator_id},
+        )
     return _send(
         inquiry,
         client,

@@ -34,7 +34,7 @@ CALLBACK_DELAY = 0.2
 LATE_DELAY = 1.5
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.1
-STAFF_PERMISSIONS = ("pay_out", "refund", "view_balance")
+STAFF_PERMISSIONS = ("pay_out", "refund", "view_balance", "query_status", "register_c2b_urls")
 
 
 def wait_for(
