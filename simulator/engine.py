@@ -471,7 +471,8 @@ def run_follow_up(row: OutboxCallback, response: Any) -> None:
         answer = response.json()
         accepted = str(answer.get("ResultCode")) == "0"
         third_party_id = str(answer.get("ThirdPartyTransID") or "")
-    except ValueError:
+    except (AttributeError, ValueError):
+        # No usable answer (unreachable, too slow, not JSON): the registered default applies.
         accepted = registration.response_type == "Completed"
         third_party_id = ""
     if not accepted:

@@ -130,17 +130,32 @@ def _send(row: OutboxCallback) -> None:
     row.attempts += 1
     try:
         response = requests.post(row.url, json=row.body, timeout=SEND_TIMEOUT)
+    except requests.ReadTimeout as exc:
+        # The receiver has the body: like Daraja, the simulator does not post it again.
+        row.sent_at = timezone.now()
+        row.last_error = f"ReadTimeout (treated as delivered): {exc}"[:2000]
+        row.save()
+        _follow_up(row, None)
+        return
     except requests.RequestException as exc:
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        # Retried later, up to MAX_ATTEMPTS, a little later each time.
+        # Never reached the receiver: tried again later, up to MAX_ATTEMPTS, later each time.
         row.claimed_at = None
         row.send_after = timezone.now() + timedelta(seconds=2**row.attempts)
         row.save()
+        if row.attempts >= MAX_ATTEMPTS:
+            _follow_up(row, None)
         return
     row.sent_at = timezone.now()
     row.response_status = response.status_code
     row.response_body = response.text[:2000]
     row.save()
+    _follow_up(row, response)
+
+
+def _follow_up(row: OutboxCallback, response) -> None:
+    """Work that waits on this delivery, e.g. the confirmation after a C2B validation;
+    ``response`` is None when the receiver could not be heard."""
     if row.follow_up:
         from simulator.engine import run_follow_up  # the engine schedules into this outbox
 
