@@ -338,7 +338,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _selected(self, request) -> QuerySet:
         if request.method != "POST":
             raise PermissionDenied
-        return self.model.objects.filter(pk__in=request.POST.getlist("ids"))
+        return self.model.objects.filter(pk__in=_uuids(request.POST.getlist("ids")))
 
     def _back(self) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:payments_transaction_changelist"))
@@ -675,7 +675,8 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         counts: dict[str, int] = {}
-        for event in CallbackEvent.objects.filter(pk__in=request.POST.getlist("ids")):
+        ids = [value for value in request.POST.getlist("ids") if value.isdigit()]
+        for event in CallbackEvent.objects.filter(pk__in=ids):
             result = callback_event_process(event=event)
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
             audit_record(
@@ -704,6 +705,17 @@ class BalanceSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("reported_at", "shortcode", "account", "available", "current", "currency")
     list_filter = ("account", "shortcode")
     readonly_fields = [f.name for f in BalanceSnapshot._meta.fields]
+
+
+def _uuids(values: list[str]) -> list[uuid.UUID]:
+    """The well-formed ids among posted values; anything else selects nothing."""
+    valid = []
+    for value in values:
+        try:
+            valid.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return valid
 
 
 def _csv_value(value: Any) -> Any:

@@ -23,6 +23,7 @@ from payments.services.stk_push import (
 
 SALT = "payments.checkout-link"
 DESCRIPTION_MAX = 100
+MAX_LIFETIME_DAYS = 30
 
 
 class CheckoutLinkInvalidError(PaymentsError):
@@ -71,6 +72,11 @@ def checkout_link_create(
     expires_at = expires_at or now + timedelta(seconds=payments_settings.CHECKOUT_LINK_TTL)
     if expires_at <= now:
         raise PaymentValidationError("expires_at", "must be in the future")
+    if expires_at > now + timedelta(days=MAX_LIFETIME_DAYS):
+        # A link cannot be revoked: it must not live for ever.
+        raise PaymentValidationError(
+            "expires_at", f"must be at most {MAX_LIFETIME_DAYS} days ahead"
+        )
     return signing.dumps(
         {
             "a": amount,

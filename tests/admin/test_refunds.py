@@ -160,3 +160,10 @@ def test_an_execute_post_without_its_confirmation_nonce_moves_nothing(as_manager
 
     assert sent(daraja, REVERSAL_URL) == []
     assert reversals() == []
+
+
+def test_malformed_ids_select_nothing_instead_of_failing(as_manager, daraja):
+    response = as_manager.post("/admin/payments/transaction/refund/", {"ids": ["nope"]})
+
+    assert response.status_code == 302
+    assert sent(daraja, REVERSAL_URL) == []

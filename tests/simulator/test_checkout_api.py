@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from payments.exceptions import PaymentValidationError
 from payments.models import Transaction
 from payments.services.checkout import checkout_link_create, checkout_path
 from simulator.models import SimulatedRequest
@@ -160,3 +164,12 @@ def test_a_forged_forwarded_for_does_not_reset_the_client_limit(client, settings
     ]
 
     assert [a.status_code for a in answers] == [400, 400, 429]
+
+
+@pytest.mark.django_db
+def test_a_link_cannot_be_made_to_live_for_ever():
+    with pytest.raises(PaymentValidationError) as excinfo:
+        checkout_link_create(
+            amount=10, account_reference="INV1", expires_at=timezone.now() + timedelta(days=365)
+        )
+    assert excinfo.value.field == "expires_at"
