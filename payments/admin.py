@@ -31,7 +31,11 @@ from payments.models import AuditRecord, BalanceSnapshot, CallbackEvent, PayoutR
 from payments.selectors import balances_latest
 from payments.services.audit import audit_record
 from payments.services.callbacks import callback_event_process
-from payments.services.idempotency import idempotency_key_claim, idempotency_key_complete
+from payments.services.idempotency import (
+    idempotency_key_claim,
+    idempotency_key_complete,
+    request_fingerprint,
+)
 from payments.services.inquiries import account_balance_request, transaction_refresh
 from payments.services.payout_requests import (
     payout_request_approve,
@@ -78,7 +82,9 @@ def first_submission(request: HttpRequest) -> bool:
         return False
     try:
         record, _ = idempotency_key_claim(
-            user=request.user, key=f"admin-confirmation:{nonce}", fingerprint=request.path
+            user=request.user,
+            key=f"admin-confirmation:{nonce}",
+            fingerprint=request_fingerprint(method="POST", path=request.path, data={}),
         )
     except PaymentsError:
         record = None
