@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .errors import DarajaAuthError, DarajaServerError
-from .transport import Transport
+from .transport import Transport, optional_text
 
 OAUTH_PATH = "/oauth/v1/generate"
 # A refresh that takes longer than this is presumed dead; another process may then take over.
@@ -156,9 +156,9 @@ class AccessTokenProvider:
             raise DarajaAuthError(
                 "Daraja refused the consumer key and secret",
                 http_status=response.status_code,
-                error_code=_optional_text(body.get("errorCode")),
-                error_message=_optional_text(body.get("errorMessage")),
-                request_id=_optional_text(body.get("requestId")),
+                error_code=optional_text(body.get("errorCode")),
+                error_message=optional_text(body.get("errorMessage")),
+                request_id=optional_text(body.get("requestId")),
             )
         token = str(body.get("access_token") or "").strip()
         if not token:
@@ -170,7 +170,3 @@ class AccessTokenProvider:
         if lifetime > 0:
             self._store.set(self.cache_key, token, lifetime)
         return token
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None else str(value)

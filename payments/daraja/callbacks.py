@@ -112,8 +112,8 @@ def _required(value: _T | None, what: str, raw: Any) -> _T:
     return value
 
 
-def _party_name(public_name: str | None) -> str | None:
-    # Daraja joins number and name: "254708374149 - John Doe".
+def party_name(public_name: str | None) -> str | None:
+    """The name in Daraja's "254708374149 - John Doe" party strings, or None."""
     if public_name is None or " - " not in public_name:
         return None
     return public_name.split(" - ", 1)[1].strip() or None
@@ -399,7 +399,7 @@ def parse_b2c_result(body: CallbackBody) -> B2CResult:
         receipt_number=receipt,
         amount=_amount(params.get("TransactionAmount"), "TransactionAmount", base.raw),
         receiver_public_name=public_name,
-        recipient_name=_party_name(public_name),
+        recipient_name=party_name(public_name),
         completed_at=parse_daraja_datetime(params.get("TransactionCompletedDateTime")),
         utility_account_balance=_decimal(params.get("B2CUtilityAccountAvailableFunds")),
         working_account_balance=_decimal(params.get("B2CWorkingAccountAvailableFunds")),

@@ -37,7 +37,7 @@ from .responses import (
     StkQueryResponse,
 )
 from .security import security_credential, stk_password, stk_timestamp
-from .transport import Transport
+from .transport import Transport, error_code_of, optional_text
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +68,9 @@ def decode_response(response: requests.Response, *, operation: str) -> dict[str,
     envelope = body if isinstance(body, dict) else {}
     fields = {
         "http_status": response.status_code,
-        "error_code": _optional_text(envelope.get("errorCode")),
-        "error_message": _optional_text(envelope.get("errorMessage")),
-        "request_id": _optional_text(envelope.get("requestId")),
+        "error_code": optional_text(envelope.get("errorCode")),
+        "error_message": optional_text(envelope.get("errorMessage")),
+        "request_id": optional_text(envelope.get("requestId")),
         "raw": body if body is not None else response.text[:2000],
     }
     status = response.status_code
@@ -83,13 +83,13 @@ def decode_response(response: requests.Response, *, operation: str) -> dict[str,
     if not isinstance(body, dict):
         # A wrong host or path has answered 200 with an HTML page (API.md §10).
         raise DarajaServerError(f"Daraja {operation} answer is not a JSON object", **fields)
-    response_code = _optional_text(body.get("ResponseCode"))
+    response_code = optional_text(body.get("ResponseCode"))
     if response_code is not None and response_code != "0":
         raise DarajaRequestError(
             f"Daraja did not accept the {operation} request",
             http_status=status,
             error_code=response_code,
-            error_message=_optional_text(body.get("ResponseDescription")),
+            error_message=optional_text(body.get("ResponseDescription")),
             raw=body,
         )
     return body
@@ -403,7 +403,7 @@ class DarajaClient:
         """
         token = self._token(operation)
         response = self._send(operation, path, payload, token, retry_safe=retry_safe)
-        if _is_invalid_token(response.status_code, _error_code(response)):
+        if _is_invalid_token(response.status_code, error_code_of(response)):
             logger.info("daraja %s: access token refused, refreshing once", operation)
             self._tokens.invalidate(token)
             token = self._token(operation)
@@ -486,18 +486,6 @@ def _is_invalid_token(status: int, error_code: str | None) -> bool:
         or (error_code or "") in INVALID_TOKEN_ERROR_CODES
         or (error_code or "").startswith("401.")
     )
-
-
-def _error_code(response: requests.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return _optional_text(body.get("errorCode")) if isinstance(body, dict) else None
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None else str(value).strip()
 
 
 def _require(config: DarajaConfig, *names: str) -> None:

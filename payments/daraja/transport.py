@@ -70,15 +70,18 @@ def should_retry(
     return False
 
 
+def optional_text(value: object) -> str | None:
+    """An envelope field as stripped text (Daraja sends codes as numbers or strings)."""
+    return None if value is None else str(value).strip()
+
+
 def error_code_of(response: requests.Response) -> str | None:
     """Daraja's dotted errorCode from an error envelope, if the body is one."""
     try:
         body = response.json()
     except ValueError:
         return None
-    if isinstance(body, Mapping) and body.get("errorCode") is not None:
-        return str(body["errorCode"]).strip()
-    return None
+    return optional_text(body.get("errorCode")) if isinstance(body, Mapping) else None
 
 
 class Transport:

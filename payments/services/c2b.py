@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -21,7 +20,7 @@ from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
-from payments.services.common import callback_url, send_on_commit
+from payments.services.common import callback_url, send_on_commit, text_or_none
 from payments.signals import c2b_payment_received
 
 logger = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def c2b_confirmation_record(*, notification: C2BNotification) -> tuple[Transacti
                 metadata={
                     "trans_amount": str(amount),
                     "bill_ref_number": notification.bill_ref_number,
-                    "org_account_balance": _text(notification.org_account_balance),
+                    "org_account_balance": text_or_none(notification.org_account_balance),
                     "third_party_trans_id": notification.third_party_trans_id,
                     "invoice_number": notification.invoice_number,
                 },
@@ -201,7 +200,3 @@ def _shown(url: str) -> str:
     # The secret is part of the path: never put it in an error message.
     secret = str(payments_settings.CALLBACK_SECRET or "")
     return url.replace(secret, "<secret>") if secret else url
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

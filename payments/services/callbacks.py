@@ -35,7 +35,7 @@ from payments.enums import (
 from payments.models import CallbackEvent, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
 from payments.services.c2b import c2b_confirmation_record
-from payments.services.common import amount_matches
+from payments.services.common import amount_matches, text_or_none
 from payments.services.inquiries import (
     balance_result_apply,
     inquiry_queue_timeout_apply,
@@ -251,9 +251,9 @@ def _apply_b2c_result(transaction: Transaction, result: B2CResult, source: str) 
         details={
             "receiver_public_name": result.receiver_public_name,
             "recipient_is_registered": result.recipient_is_registered,
-            "utility_account_balance": _text(result.utility_account_balance),
-            "working_account_balance": _text(result.working_account_balance),
-            "charges_paid_account_balance": _text(result.charges_paid_account_balance),
+            "utility_account_balance": text_or_none(result.utility_account_balance),
+            "working_account_balance": text_or_none(result.working_account_balance),
+            "charges_paid_account_balance": text_or_none(result.charges_paid_account_balance),
         },
     )
 
@@ -268,7 +268,7 @@ def _apply_reversal_result(transaction: Transaction, result: ReversalResult, sou
         completed_at=result.completed_at,
         details={
             "original_transaction_id": result.original_transaction_id,
-            "charge": _text(result.charge),
+            "charge": text_or_none(result.charge),
         },
     )
 
@@ -419,10 +419,6 @@ def _is_duplicate(
         transaction.save()
     _settle_event(event, CallbackOutcome.DUPLICATE, "")
     return True
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 PROCESSORS = {

@@ -140,3 +140,8 @@ def money_out_send(
         raise PaymentsNotConfiguredError(f"{what} is misconfigured: {exc}") from exc
     logger.info("%s %s accepted", what, transaction.pk, extra=log_extra)
     return acknowledgement_record(transaction=transaction, ack=ack)
+
+
+def text_or_none(value: Any) -> str | None:
+    """A value for JSON metadata: Decimals and the like as text, None kept."""
+    return None if value is None else str(value)

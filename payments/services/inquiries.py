@@ -9,7 +9,7 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from payments.conf import payments_settings
-from payments.daraja.callbacks import AccountBalanceResult, TransactionStatusResult
+from payments.daraja.callbacks import AccountBalanceResult, TransactionStatusResult, party_name
 from payments.daraja.client import DarajaClient
 from payments.daraja.errors import DarajaConfigurationError, DarajaError
 from payments.enums import InquiryKind, InquiryStatus, TransactionStatus, TransactionType
@@ -151,7 +151,7 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
             result_desc=result.result_desc,
             source=source,
             receipt_number=result.receipt_number,
-            recipient_name=_name_without_number(result.credit_party_name),
+            recipient_name=party_name(result.credit_party_name),
             completed_at=result.finalised_at,
             details=details,
         )
@@ -195,14 +195,6 @@ def _inquiry_settle(inquiry: DarajaInquiry, result_code: str, result_desc: str) 
     inquiry.result_desc = (result_desc or "")[:255]
     inquiry.completed_at = timezone.now()
     inquiry.save()
-
-
-def _name_without_number(party: str | None) -> str | None:
-    # Daraja joins number and name ("254708374149 - John Doe"); a B2C result's recipient is
-    # stored as the name alone, so the same payout settled by a status query must be too.
-    if party is None or " - " not in party:
-        return None
-    return party.split(" - ", 1)[1].strip() or None
 
 
 def _send(inquiry: DarajaInquiry, client: DarajaClient | None, call) -> DarajaInquiry:
