@@ -75,14 +75,18 @@ def decode_response(response: requests.Response, *, operation: str) -> dict[str,
     }
     status = response.status_code
     if status >= 500:
-        raise DarajaServerError(f"Daraja {operation} failed with a server error", **fields)
+        raise DarajaServerError(
+            f"Daraja {operation} failed with a server error", operation=operation, **fields
+        )
     if status >= 400:
         if _is_invalid_token(status, fields["error_code"]):
             raise DarajaAuthError(f"Daraja refused the access token for {operation}", **fields)
         raise DarajaRequestError(f"Daraja refused the {operation} request", **fields)
     if not isinstance(body, dict):
         # A wrong host or path has answered 200 with an HTML page (API.md §10).
-        raise DarajaServerError(f"Daraja {operation} answer is not a JSON object", **fields)
+        raise DarajaServerError(
+            f"Daraja {operation} answer is not a JSON object", operation=operation, **fields
+        )
     response_code = optional_text(body.get("ResponseCode"))
     if response_code is not None and response_code != "0":
         raise DarajaRequestError(

@@ -87,14 +87,18 @@ class DarajaRequestError(DarajaError):
 class DarajaServerError(DarajaError):
     """HTTP 5xx, or a 2xx whose body is not the JSON Daraja documents.
 
-    Daraja reports several definite refusals with HTTP 500 and a dotted errorCode (wrong
-    credentials, duplicate OriginatorConversationID, throttling): those are not ambiguous. A 5xx
-    without such a code, or with the generic internal-error code, may have been processed.
+    A 5xx may come from a gateway that gave up after Daraja acted, so its outcome is unknown
+    unless its errorCode is one Daraja documents, for this ``operation``, as a refusal that acted
+    on nothing (``SERVER_REFUSAL_CODES``).
     """
+
+    def __init__(self, message: str, *, operation: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.operation = operation
 
     @property
     def outcome_unknown(self) -> bool:  # type: ignore[override]
-        return self.error_code is None or self.error_code in AMBIGUOUS_SERVER_ERROR_CODES
+        return self.error_code not in SERVER_REFUSAL_CODES.get(self.operation, GATEWAY_REFUSALS)
 
 
 class DarajaCallbackError(DarajaError):
@@ -114,10 +118,21 @@ class InvalidPhoneNumberError(InvalidFieldError):
     """A phone number that is not a Kenyan mobile number in any accepted form."""
 
 
+# Spike arrest and quota violation: the gateway stopped the request before Daraja saw it.
 RATE_LIMIT_ERROR_CODES = frozenset({"500.003.02", "500.003.03"})
-# Internal error, or "Duplicate OriginatorConversationID": we send each id once, so a duplicate
-# means an earlier copy reached Daraja (a proxy retry, say) and may have paid.
-AMBIGUOUS_SERVER_ERROR_CODES = frozenset({"500.003.1001", "500.002.1001"})
+GATEWAY_REFUSALS = RATE_LIMIT_ERROR_CODES
+# The 5xx errorCodes Daraja documents as refusals that acted on nothing, per operation (API.md
+# §10, its error table; tests/money_safety/test_ambiguous_answers.py has one test per code).
+# Everything else is ambiguous and never resent: no envelope (a gateway timeout), a code nobody
+# documents, the generic internal error 500.003.1001, and 500.002.1001 "Duplicate
+# OriginatorConversationID" (we send each id once: an earlier copy reached Daraja).
+SERVER_REFUSAL_CODES: dict[str, frozenset[str]] = {
+    # 500.001.1001: merchant does not exist, wrong credentials, or the subscriber is locked by
+    # another payment in progress; documented for STK Push (and its query) only.
+    "stk_push": GATEWAY_REFUSALS | {"500.001.1001"},
+    "b2c_payment": GATEWAY_REFUSALS,
+    "reversal": GATEWAY_REFUSALS,
+}
 
 
 class DarajaConfigurationError(Exception):
