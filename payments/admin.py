@@ -48,6 +48,7 @@ STATUS_COLOURS = {
     TransactionStatus.SUCCESS: "#1b8a3a",
     TransactionStatus.PENDING: "#8a6d1b",
     TransactionStatus.UNKNOWN: "#8a6d1b",
+    TransactionStatus.AWAITING_RECEIPT: "#2f6f8a",
     TransactionStatus.FAILED: "#b3261e",
     TransactionStatus.CANCELLED: "#5c6673",
     TransactionStatus.TIMEOUT: "#5c6673",

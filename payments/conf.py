@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_INTERVAL": 60,
     # Back-office payouts above this many shillings wait for a second person's approval.
     "PAYOUT_APPROVAL_THRESHOLD": 10_000,
+    # A C2B confirmation completes one of our STK Pushes (same shortcode, account reference,
+    # amount and phone) created at most this many seconds before it was paid.
+    "C2B_STK_MATCH_WINDOW": 60 * 60,
     # Hosted checkout links expire after this many seconds unless given an expiry.
     "CHECKOUT_LINK_TTL": 24 * 60 * 60,
 }

@@ -23,6 +23,9 @@ class TransactionStatus(models.TextChoices):
 
     PENDING = "pending", "Pending"  # Daraja accepted the request; awaiting the result
     UNKNOWN = "unknown", "Unknown"  # our request's fate is not known yet
+    # An STK query said "paid" but carries no receipt or amount: not money on the ledger until
+    # the callback or a C2B confirmation brings them.
+    AWAITING_RECEIPT = "awaiting_receipt", "Paid, awaiting receipt"
     SUCCESS = "success", "Success"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
@@ -33,11 +36,17 @@ class TransactionStatus(models.TextChoices):
 S = TransactionStatus
 
 # Where each status may go. A final status never changes, except success -> reversed; a late
-# genuine result can still settle unknown or timeout. Nothing else is allowed.
+# genuine result can still settle unknown or timeout. A success learnt from a query waits for
+# its receipt and can only become a success. Nothing else is allowed.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING: frozenset({S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT, S.UNKNOWN}),
-    S.UNKNOWN: frozenset({S.PENDING, S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT}),
-    S.TIMEOUT: frozenset({S.SUCCESS, S.FAILED, S.CANCELLED}),
+    S.PENDING: frozenset(
+        {S.AWAITING_RECEIPT, S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT, S.UNKNOWN}
+    ),
+    S.UNKNOWN: frozenset(
+        {S.PENDING, S.AWAITING_RECEIPT, S.SUCCESS, S.FAILED, S.CANCELLED, S.TIMEOUT}
+    ),
+    S.TIMEOUT: frozenset({S.AWAITING_RECEIPT, S.SUCCESS, S.FAILED, S.CANCELLED}),
+    S.AWAITING_RECEIPT: frozenset({S.SUCCESS}),
     S.SUCCESS: frozenset({S.REVERSED}),
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),
@@ -182,6 +191,7 @@ def async_result_message(result_code: str) -> str:
 STATUS_MESSAGES: dict[str, str] = {
     S.PENDING: "Check your phone and enter your M-Pesa PIN to pay.",
     S.UNKNOWN: "We are confirming your payment with M-Pesa. Please wait.",
+    S.AWAITING_RECEIPT: "M-Pesa reports your payment; we are waiting for its receipt.",
     S.SUCCESS: "Payment received. Thank you.",
     S.FAILED: "The M-Pesa payment did not go through.",
     S.CANCELLED: "You cancelled the M-Pesa prompt.",

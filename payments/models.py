@@ -28,8 +28,15 @@ from payments.exceptions import InvalidTransitionError
 
 # A result code explains the outcome, except while awaiting it or after a refund.
 STATUSES_WITHOUT_RESULT_MESSAGE = frozenset(
-    {TransactionStatus.PENDING, TransactionStatus.UNKNOWN, TransactionStatus.REVERSED}
+    {
+        TransactionStatus.PENDING,
+        TransactionStatus.UNKNOWN,
+        TransactionStatus.AWAITING_RECEIPT,
+        TransactionStatus.REVERSED,
+    }
 )
+# Incoming payments: one M-Pesa receipt is one of these rows, never two.
+INCOMING_TYPES = (TransactionType.STK_PUSH, TransactionType.C2B)
 
 
 def new_callback_token() -> str:
@@ -86,6 +93,18 @@ class Transaction(models.Model):
     )
     command_id = models.CharField(max_length=32, blank=True)
     remarks = models.CharField(max_length=100, blank=True)
+    # An STK Push whose payment was booked first from its C2B confirmation (the receipt is on
+    # that row, once): paid, but not a second entry on the ledger.
+    booked_as = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="linked_pushes",
+        help_text="The C2B payment this push was booked as (its confirmation came first).",
+    )
+    # Hash of the checkout link that started this push: one live payment per link.
+    checkout_link = models.CharField(max_length=40, blank=True, db_index=True)
 
     class Meta:
         db_table = "mpesa_transactions"
@@ -115,11 +134,13 @@ class Transaction(models.Model):
                 condition=models.Q(status__in=TransactionStatus.values),
                 name="mpesa_txn_status_valid",
             ),
-            # One C2B transaction per M-Pesa TransID, however often Daraja confirms it.
+            # One incoming payment per M-Pesa receipt, whether the STK callback or the C2B
+            # confirmation announced it, however often and in whatever order.
             models.UniqueConstraint(
                 fields=["mpesa_receipt_number"],
-                condition=models.Q(transaction_type="C2B"),
-                name="mpesa_txn_c2b_receipt_unique",
+                condition=models.Q(transaction_type__in=INCOMING_TYPES)
+                & ~models.Q(mpesa_receipt_number=""),
+                name="mpesa_txn_incoming_receipt_unique",
             ),
         ]
 
@@ -129,6 +150,13 @@ class Transaction(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def payment_receipt(self) -> str:
+        """The M-Pesa receipt of this payment, also when it was booked as its C2B twin."""
+        if self.mpesa_receipt_number or self.booked_as_id is None:
+            return self.mpesa_receipt_number
+        return self.booked_as.mpesa_receipt_number
 
     @property
     def customer_message(self) -> str:

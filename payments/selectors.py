@@ -20,12 +20,12 @@ def transaction_visible_to(user) -> QuerySet[Transaction]:
     return queryset
 
 
-def transaction_get_by_token(token: str) -> Transaction | None:
-    return Transaction.objects.filter(callback_token=token).first()
-
-
-def inquiry_get_by_token(token: str) -> DarajaInquiry | None:
-    return DarajaInquiry.objects.filter(token=token).first()
+def callback_token_exists(token: str) -> bool:
+    """Whether a transaction or an inquiry of ours owns this callback token."""
+    return (
+        Transaction.objects.filter(callback_token=token).exists()
+        or DarajaInquiry.objects.filter(token=token).exists()
+    )
 
 
 def balances_latest() -> list[BalanceSnapshot]:
@@ -39,19 +39,20 @@ def balances_latest() -> list[BalanceSnapshot]:
 def payments_dashboard(*, days: int = 7) -> dict:
     """Incoming money (STK Push and C2B) today and over ``days`` Kenyan days, per day.
 
-    Amount counts successful payments; the success rate is among STK Pushes that ended.
+    Amount counts successful payments, each once; the success rate is among STK Pushes that
+    ended.
     """
     today = timezone.now().astimezone(NAIROBI).date()
     start = datetime.combine(today - timedelta(days=days - 1), time.min, tzinfo=NAIROBI)
     rows = Transaction.objects.filter(
         transaction_type__in=(TransactionType.STK_PUSH, TransactionType.C2B),
         created_at__gte=start,
-    ).values_list("created_at", "status", "amount", "transaction_type")
+    ).values_list("created_at", "status", "amount", "transaction_type", "booked_as")
     per_day = {today - timedelta(days=n): _DayTotals() for n in range(days)}
-    for created_at, status, amount, kind in rows:
+    for created_at, status, amount, kind, booked_as in rows:
         totals = per_day.get(created_at.astimezone(NAIROBI).date())
         if totals is not None:
-            totals.add(status=status, amount=amount, kind=kind)
+            totals.add(status=status, amount=amount, kind=kind, booked_elsewhere=bool(booked_as))
     ordered = [(day, per_day[day]) for day in sorted(per_day)]
     week = _DayTotals.combined(t for _, t in ordered)
     return {"today": per_day[today], "week": week, "days": ordered}
@@ -65,9 +66,12 @@ class _DayTotals:
         self.finished_pushes = 0
         self.successful_pushes = 0
 
-    def add(self, *, status: str, amount: int, kind: str) -> None:
+    def add(self, *, status: str, amount: int, kind: str, booked_elsewhere: bool) -> None:
+        """``booked_elsewhere``: a push paid as its C2B confirmation, counted on that row."""
         self.count += 1
-        if status in (TransactionStatus.SUCCESS, TransactionStatus.REVERSED):
+        if status in (TransactionStatus.SUCCESS, TransactionStatus.REVERSED) and not (
+            booked_elsewhere
+        ):
             self.successes += 1
             self.amount += amount
         if kind == TransactionType.STK_PUSH and status in FINAL_STATUSES:

@@ -43,8 +43,8 @@ UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 CHECKOUT_SEGMENT = r"(?P<token>[A-Za-z0-9_:.-]{20,2000})"
 
 
-def result_route(path: str, kind: str, owner: str, name: str):
-    view = ResultCallbackView.as_view(kind=kind, owner=owner)
+def result_route(path: str, kind: str, name: str):
+    view = ResultCallbackView.as_view(kind=kind)
     return re_path(rf"{CALLBACKS}{path.format(token=CALLBACK_SEGMENT)}/?$", view, name=name)
 
 
@@ -73,15 +73,15 @@ urlpatterns = [
         CheckoutStatusView.as_view(),
         name="checkout-status",
     ),
-    result_route("stk/{token}", K.STK, "transaction", "stk-callback"),
-    result_route("b2c/{token}/result", K.B2C_RESULT, "transaction", "b2c-result"),
-    result_route("b2c/{token}/timeout", K.B2C_TIMEOUT, "transaction", "b2c-timeout"),
-    result_route("reversal/{token}/result", K.REVERSAL_RESULT, "transaction", "reversal-result"),
-    result_route("reversal/{token}/timeout", K.REVERSAL_TIMEOUT, "transaction", "reversal-timeout"),
-    result_route("balance/{token}/result", K.BALANCE_RESULT, "inquiry", "balance-result"),
-    result_route("balance/{token}/timeout", K.BALANCE_TIMEOUT, "inquiry", "balance-timeout"),
-    result_route("status/{token}/result", K.STATUS_RESULT, "inquiry", "status-result"),
-    result_route("status/{token}/timeout", K.STATUS_TIMEOUT, "inquiry", "status-timeout"),
+    result_route("stk/{token}", K.STK, "stk-callback"),
+    result_route("b2c/{token}/result", K.B2C_RESULT, "b2c-result"),
+    result_route("b2c/{token}/timeout", K.B2C_TIMEOUT, "b2c-timeout"),
+    result_route("reversal/{token}/result", K.REVERSAL_RESULT, "reversal-result"),
+    result_route("reversal/{token}/timeout", K.REVERSAL_TIMEOUT, "reversal-timeout"),
+    result_route("balance/{token}/result", K.BALANCE_RESULT, "balance-result"),
+    result_route("balance/{token}/timeout", K.BALANCE_TIMEOUT, "balance-timeout"),
+    result_route("status/{token}/result", K.STATUS_RESULT, "status-result"),
+    result_route("status/{token}/timeout", K.STATUS_TIMEOUT, "status-timeout"),
     re_path(
         rf"{CALLBACKS}c2b/(?P<secret>[^/]+)/validation/?$",
         C2BCallbackView.as_view(kind=K.C2B_VALIDATION),

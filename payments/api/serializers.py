@@ -30,6 +30,11 @@ class TransactionSerializer(serializers.ModelSerializer):
     message = serializers.CharField(
         source="customer_message", read_only=True, help_text="One sentence for the customer."
     )
+    mpesa_receipt_number = serializers.CharField(
+        source="payment_receipt",
+        read_only=True,
+        help_text="M-Pesa's receipt once paid (also when the payment is booked as `booked_as`).",
+    )
     metadata = serializers.SerializerMethodField()
 
     class Meta:
@@ -53,6 +58,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "metadata",
             "reversed_amount",
             "original",
+            "booked_as",
         )
         read_only_fields = fields
 
@@ -193,6 +199,7 @@ class CheckoutStatusSerializer(serializers.ModelSerializer):
 
     message = serializers.CharField(source="customer_message", read_only=True)
     final = serializers.BooleanField(source="is_final", read_only=True)
+    mpesa_receipt_number = serializers.CharField(source="payment_receipt", read_only=True)
 
     class Meta:
         model = Transaction

@@ -70,7 +70,11 @@ from payments.services.idempotency import (
 from payments.services.inquiries import account_balance_request, transaction_refresh
 from payments.services.payout_requests import payout_request_submit
 from payments.services.reversals import reversal_initiate
-from payments.services.stk_push import stk_push_initiate, stk_push_refresh_if_stale
+from payments.services.stk_push import (
+    CheckoutLinkUsedError,
+    stk_push_initiate,
+    stk_push_refresh_if_stale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -533,9 +537,20 @@ class CheckoutPayView(PaymentsAPIView):
     def post(self, request: Request, token: str) -> Response:
         serializer = CheckoutPayRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        transaction = checkout_pay(
-            token=token, phone_number=serializer.validated_data["phone_number"]
-        )
+        try:
+            transaction = checkout_pay(
+                token=token, phone_number=serializer.validated_data["phone_number"]
+            )
+        except CheckoutLinkUsedError as exc:
+            # The page follows the link's payment instead: its receipt, or its progress.
+            return Response(
+                {
+                    "code": exc.code,
+                    "detail": exc.message,
+                    "transaction": CheckoutStatusSerializer(exc.transaction).data,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         return transaction_answer(
             transaction, CheckoutStatusSerializer, accepted=status.HTTP_201_CREATED
         )

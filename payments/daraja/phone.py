@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from .errors import InvalidPhoneNumberError
@@ -46,3 +47,24 @@ def mask_phone_number(value: str | None) -> str:
     if len(text) <= 6:
         return "*" * len(text)
     return text[:4] + "*" * (len(text) - 6) + text[-2:]
+
+
+_HASH = re.compile(r"[0-9a-fA-F]{64}")
+_MASKED = re.compile(r"[0-9*]{12}")
+
+
+def msisdn_matches(msisdn: str, phone_number: str) -> bool | None:
+    """Whether a C2B ``MSISDN`` can be ``phone_number`` (``2547XXXXXXXX``); None if unreadable.
+
+    Daraja sends it plain (old payloads), masked in v2 (``"2547 ***** 126"``,
+    ``"25470****149"``: the shown digits must agree) or as a SHA-256 hash in v1 (API.md §4.2),
+    whose input format is undocumented: a hash of the number in Daraja's form is a match, any
+    other hash tells nothing.
+    """
+    text = re.sub(r"\s", "", msisdn or "")
+    if _HASH.fullmatch(text):
+        digest = hashlib.sha256(phone_number.encode()).hexdigest()
+        return True if text.lower() == digest else None
+    if not _MASKED.fullmatch(text) or len(phone_number) != len(text):
+        return None
+    return all(shown in ("*", digit) for shown, digit in zip(text, phone_number, strict=True))

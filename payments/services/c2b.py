@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError
 from django.db import transaction as db_transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from payments.conf import payments_settings
 from payments.daraja.callbacks import C2BNotification
 from payments.daraja.client import DarajaClient
 from payments.daraja.config import banned_url_words
+from payments.daraja.phone import msisdn_matches
 from payments.daraja.responses import C2BResponse
 from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
-from payments.models import Transaction
+from payments.models import INCOMING_TYPES, Transaction
 from payments.services.common import callback_url, send_on_commit, text_or_none
+from payments.services.stk_push import stk_payment_book
 from payments.signals import c2b_payment_received
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,16 @@ logger = logging.getLogger(__name__)
 # Daraja's reject codes for validation (API.md §4.3).
 C2B_REJECT_CODES = ("C2B00011", "C2B00012", "C2B00013", "C2B00014", "C2B00015", "C2B00016")
 OTHER_ERROR = "C2B00016"
+# The largest amount the ledger's amount column holds.
+MAX_BOOKABLE_AMOUNT = 2_147_483_647
+# Pushes a C2B confirmation may complete: waiting for their result, or for their receipt.
+STK_AWAITING_PAYMENT = (
+    TransactionStatus.PENDING,
+    TransactionStatus.UNKNOWN,
+    TransactionStatus.AWAITING_RECEIPT,
+)
+# Daraja's TransTime and our clock may disagree by a little.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -75,58 +91,158 @@ def c2b_validate(*, notification: C2BNotification) -> C2BValidationResult:
     return result
 
 
-def c2b_confirmation_record(*, notification: C2BNotification) -> tuple[Transaction, bool]:
-    """Record a confirmed C2B payment once per TransID. Returns (transaction, created).
+class C2BBooking(StrEnum):
+    """What recording a confirmation did."""
 
-    A TransID that is the receipt of one of our STK Pushes is that payment, not a new one.
+    BOOKED = "booked"  # a new C2B payment on the ledger
+    UNBOOKABLE = "unbookable"  # recorded for a person: an amount we cannot book
+    COMPLETED_PUSH = "completed_push"  # it paid one of our STK Pushes, now settled
+    DUPLICATE = "duplicate"  # this receipt was on the ledger already
 
-    The unique constraint on C2B receipts makes concurrent copies safe: one insert wins and the
-    others find its row.
+
+def c2b_confirmation_record(
+    *, notification: C2BNotification, source: str = "c2b"
+) -> tuple[Transaction, C2BBooking]:
+    """Book a confirmed C2B payment once per M-Pesa receipt (TransID), across STK and C2B.
+
+    A receipt already on the ledger is a duplicate. A confirmation that pays one of our STK
+    Pushes still waiting for its result (same shortcode, account reference and amount, a phone
+    that fits where it is readable, within C2B_STK_MATCH_WINDOW) completes that push, under its
+    row lock, instead of becoming a second payment. An amount that is not whole shillings is
+    recorded exactly, flagged for a person and announced to nobody.
+
+    The unique receipt constraint makes concurrent copies safe: one booking wins, the others
+    find it.
     """
-    # An STK Push paid into a PayBill can be confirmed over C2B too, with the same receipt:
-    # it is one payment, already on the ledger, and must not be counted (or refunded) twice.
-    stk_payment = Transaction.objects.filter(
-        transaction_type=TransactionType.STK_PUSH, mpesa_receipt_number=notification.trans_id
-    ).first()
-    if stk_payment is not None:
-        return stk_payment, False
-    amount = notification.trans_amount
-    whole = int(amount) if amount == amount.to_integral_value() else None
-    names = " ".join(
-        n for n in (notification.first_name, notification.middle_name, notification.last_name) if n
-    )
-    try:
-        with db_transaction.atomic():
-            transaction = Transaction.objects.create(
-                transaction_type=TransactionType.C2B,
-                status=TransactionStatus.SUCCESS,
-                amount=whole if whole is not None else int(amount),
-                mpesa_receipt_number=notification.trans_id,
-                msisdn=notification.msisdn,
-                counterparty_name=names[:150],
-                account_reference=notification.bill_ref_number[:20],
-                command_id=notification.transaction_type[:32],
+    receipt = notification.trans_id
+    existing = _incoming_with_receipt(receipt)
+    if existing is not None:
+        return existing, C2BBooking.DUPLICATE
+    amount = bookable_amount(notification.trans_amount)
+    if amount is not None:
+        push = _push_paid_by(notification, amount)
+        if push is not None:
+            push.msisdn = notification.msisdn[:128]
+            push.counterparty_name = _names(notification)
+            holder = stk_payment_book(
+                transaction=push,
+                receipt_number=receipt,
+                result_desc="Paid; confirmed by C2B.",
+                source=source,
                 transaction_date=notification.trans_time,
-                shortcode=notification.business_shortcode[:16],
-                environment=payments_settings.ENVIRONMENT,
-                result_code="0",
-                needs_review=whole is None,
-                review_reason="" if whole is not None else f"fractional amount {amount}",
-                metadata={
-                    "trans_amount": str(amount),
-                    "bill_ref_number": notification.bill_ref_number,
-                    "org_account_balance": text_or_none(notification.org_account_balance),
-                    "third_party_trans_id": notification.third_party_trans_id,
-                    "invoice_number": notification.invoice_number,
-                },
+                details=_confirmation_details(notification),
             )
-            send_on_commit(c2b_payment_received, transaction=transaction)
-        return transaction, True
+            if holder is not None:
+                return holder, C2BBooking.DUPLICATE
+            return push, C2BBooking.COMPLETED_PUSH
+    try:
+        # A savepoint: a concurrent copy, or the STK callback of this payment, may book the
+        # receipt first.
+        with db_transaction.atomic():
+            transaction = _c2b_row_create(notification, amount)
     except IntegrityError:
-        existing = Transaction.objects.get(
-            transaction_type=TransactionType.C2B, mpesa_receipt_number=notification.trans_id
+        existing = _incoming_with_receipt(receipt)
+        if existing is None:
+            raise
+        return existing, C2BBooking.DUPLICATE
+    if amount is None:
+        return transaction, C2BBooking.UNBOOKABLE
+    send_on_commit(c2b_payment_received, transaction=transaction)
+    return transaction, C2BBooking.BOOKED
+
+
+def bookable_amount(amount: Decimal) -> int | None:
+    """Whole shillings the ledger can hold; None for a fraction or an impossible amount."""
+    if not amount.is_finite() or amount != amount.to_integral_value():
+        return None
+    whole = int(amount)
+    return whole if 1 <= whole <= MAX_BOOKABLE_AMOUNT else None
+
+
+def _c2b_row_create(notification: C2BNotification, amount: int | None) -> Transaction:
+    reason = (
+        ""
+        if amount is not None
+        else (
+            f"amount {notification.trans_amount} is not whole shillings: nothing was booked; "
+            "check the M-Pesa statement"
         )
-        return existing, False
+    )
+    return Transaction.objects.create(
+        transaction_type=TransactionType.C2B,
+        status=TransactionStatus.SUCCESS,
+        # Never rounded: an amount we cannot book books nothing until a person decides.
+        amount=amount or 0,
+        mpesa_receipt_number=notification.trans_id,
+        msisdn=notification.msisdn[:128],
+        counterparty_name=_names(notification),
+        account_reference=notification.bill_ref_number[:20],
+        command_id=notification.transaction_type[:32],
+        transaction_date=notification.trans_time,
+        shortcode=notification.business_shortcode[:16],
+        environment=payments_settings.ENVIRONMENT,
+        result_code="0",
+        needs_review=amount is None,
+        review_reason=reason[:255],
+        metadata=_confirmation_details(notification),
+    )
+
+
+def _incoming_with_receipt(receipt: str) -> Transaction | None:
+    return (
+        Transaction.objects.select_for_update()
+        .filter(transaction_type__in=INCOMING_TYPES, mpesa_receipt_number=receipt)
+        .first()
+    )
+
+
+def _push_paid_by(notification: C2BNotification, amount: int) -> Transaction | None:
+    """The one STK Push of ours this confirmation pays, locked; None when none or several fit.
+
+    Several that fit are not guessed between: the confirmation is booked as a C2B payment and
+    the push whose callback carries its receipt links to it.
+    """
+    paid_at = notification.trans_time or timezone.now()
+    window = timedelta(seconds=payments_settings.C2B_STK_MATCH_WINDOW)
+    shortcodes = {notification.business_shortcode}
+    if notification.business_shortcode == str(payments_settings.TILL_NUMBER):
+        shortcodes.add(str(payments_settings.SHORTCODE))  # Buy Goods: pushes name the store
+    candidates = (
+        Transaction.objects.select_for_update()
+        .filter(
+            transaction_type=TransactionType.STK_PUSH,
+            status__in=STK_AWAITING_PAYMENT,
+            needs_review=False,
+            mpesa_receipt_number="",
+            shortcode__in=shortcodes,
+            amount=amount,
+            account_reference__iexact=notification.bill_ref_number.strip(),
+            created_at__gte=paid_at - window,
+            created_at__lte=paid_at + CLOCK_SKEW,
+        )
+        .order_by("created_at")
+    )
+    fits = [
+        push
+        for push in candidates
+        if msisdn_matches(notification.msisdn, push.phone_number) is not False
+    ]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _names(notification: C2BNotification) -> str:
+    names = (notification.first_name, notification.middle_name, notification.last_name)
+    return " ".join(n for n in names if n)[:150]
+
+
+def _confirmation_details(notification: C2BNotification) -> dict:
+    return {
+        "trans_amount": str(notification.trans_amount),
+        "bill_ref_number": notification.bill_ref_number,
+        "org_account_balance": text_or_none(notification.org_account_balance),
+        "third_party_trans_id": notification.third_party_trans_id,
+        "invoice_number": notification.invoice_number,
+    }
 
 
 def c2b_urls_register(

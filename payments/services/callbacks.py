@@ -28,13 +28,15 @@ from payments.daraja.phone import mask_phone_number
 from payments.enums import (
     CallbackKind,
     CallbackOutcome,
+    InquiryKind,
     InquiryStatus,
     TransactionStatus,
+    TransactionType,
     stk_result_outcome,
 )
 from payments.models import CallbackEvent, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
-from payments.services.c2b import c2b_confirmation_record
+from payments.services.c2b import C2BBooking, c2b_confirmation_record
 from payments.services.common import amount_matches, text_or_none
 from payments.services.inquiries import (
     balance_result_apply,
@@ -42,7 +44,7 @@ from payments.services.inquiries import (
     status_result_apply,
 )
 from payments.services.reversals import reversal_result_apply
-from payments.services.stk_push import stk_result_apply
+from payments.services.stk_push import stk_payment_book, stk_result_apply
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +122,6 @@ def _process_stk_callback(event: CallbackEvent) -> None:
         _reject(event, transaction, "CheckoutRequestID differs from the one Daraja gave us")
         return
     outcome = stk_result_outcome(callback.result_code)
-    if _completes_queried_success(event, transaction, callback):
-        return
     if _is_duplicate(event, transaction, callback.result_code, outcome.status):
         return
     if outcome.status == TransactionStatus.SUCCESS:
@@ -135,42 +135,33 @@ def _process_stk_callback(event: CallbackEvent) -> None:
         # The callback beat the push's acknowledgement: the token matched, so adopt its ids.
         transaction.checkout_request_id = callback.checkout_request_id
         transaction.merchant_request_id = callback.merchant_request_id or ""
-    stk_result_apply(
+    if outcome.status != TransactionStatus.SUCCESS:
+        stk_result_apply(
+            transaction=transaction,
+            result_code=callback.result_code,
+            result_desc=callback.result_desc,
+            source=f"callback:{event.pk}",
+            details=_callback_details(callback),
+        )
+        _settle_event(event, CallbackOutcome.PROCESSED, "")
+        return
+    holder = stk_payment_book(
         transaction=transaction,
-        result_code=callback.result_code,
+        receipt_number=callback.mpesa_receipt_number or "",
         result_desc=callback.result_desc,
         source=f"callback:{event.pk}",
-        receipt_number=callback.mpesa_receipt_number,
         transaction_date=callback.transaction_date,
         details=_callback_details(callback),
     )
-    _settle_event(event, CallbackOutcome.PROCESSED, "")
-
-
-def _completes_queried_success(
-    event: CallbackEvent, transaction: Transaction, callback: StkCallback
-) -> bool:
-    """An STK query settled the payment before its callback came: the query carries no receipt,
-    so the callback completes the row (or flags it) instead of being dropped as a duplicate."""
-    if not (
-        callback.is_success
-        and transaction.status == TransactionStatus.SUCCESS
-        and not transaction.mpesa_receipt_number
-    ):
-        return False
-    problems = _mismatches(transaction, callback)
-    if problems:
-        _reject(event, transaction, "; ".join(problems))
-        return True
-    transaction.mpesa_receipt_number = callback.mpesa_receipt_number or ""
-    transaction.transaction_date = callback.transaction_date or transaction.transaction_date
-    transaction.metadata = {
-        **transaction.metadata,
-        "callback_after_query": _callback_details(callback),
-    }
-    transaction.save()
-    _settle_event(event, CallbackOutcome.PROCESSED, "completed a success found by STK query")
-    return True
+    if holder is not None:
+        _reject(
+            event,
+            transaction,
+            f"receipt {callback.mpesa_receipt_number} already belongs to payment {holder.pk}",
+        )
+        return
+    note = f"booked as C2B payment {transaction.booked_as_id}" if transaction.booked_as_id else ""
+    _settle_event(event, CallbackOutcome.PROCESSED, note)
 
 
 def _mismatches(transaction: Transaction, callback: StkCallback) -> list[str]:
@@ -356,9 +347,16 @@ def _process_c2b_confirmation(event: CallbackEvent) -> None:
     except DarajaCallbackError as exc:
         _settle_event(event, CallbackOutcome.ERROR, f"unreadable C2B confirmation: {exc.message}")
         return
-    transaction, created = c2b_confirmation_record(notification=notification)
+    transaction, booking = c2b_confirmation_record(
+        notification=notification, source=f"c2b:{event.pk}"
+    )
     event.transaction = transaction
-    _settle_event(event, CallbackOutcome.PROCESSED if created else CallbackOutcome.DUPLICATE, "")
+    if booking == C2BBooking.DUPLICATE:
+        _settle_event(event, CallbackOutcome.DUPLICATE, "")
+    elif booking == C2BBooking.COMPLETED_PUSH:
+        _settle_event(event, CallbackOutcome.PROCESSED, "completed our STK Push it paid")
+    else:
+        _settle_event(event, CallbackOutcome.PROCESSED, transaction.review_reason)
 
 
 def _process_c2b_validation(event: CallbackEvent) -> None:
@@ -367,19 +365,60 @@ def _process_c2b_validation(event: CallbackEvent) -> None:
 
 
 def _locked_transaction(event: CallbackEvent) -> Transaction | None:
+    """The locked transaction the event's URL is for; None once the event is settled here.
+
+    A token posted to the URL of another kind (an STK Push's at a B2C result URL) is refused:
+    its body must never be applied to a transaction it does not describe.
+    """
+    expected = CALLBACK_KIND_OWNERS[event.kind]
     transaction = Transaction.objects.select_for_update().filter(callback_token=event.token).first()
     if transaction is None:
-        _settle_event(event, CallbackOutcome.UNMATCHED, "no transaction has this callback token")
+        _settle_unowned(event)
+    elif transaction.transaction_type != expected:
+        _settle_event(
+            event,
+            CallbackOutcome.REJECTED,
+            f"this URL takes {CallbackKind(event.kind).label} callbacks; the token belongs to "
+            f"a {transaction.get_transaction_type_display()} ({transaction.pk})",
+        )
+        return None
     event.transaction = transaction
     return transaction
 
 
 def _locked_inquiry(event: CallbackEvent) -> DarajaInquiry | None:
+    """The locked inquiry the event's URL is for, as ``_locked_transaction``."""
+    expected = CALLBACK_KIND_OWNERS[event.kind]
     inquiry = DarajaInquiry.objects.select_for_update().filter(token=event.token).first()
     if inquiry is None:
-        _settle_event(event, CallbackOutcome.UNMATCHED, "no inquiry has this callback token")
+        _settle_unowned(event)
+    elif inquiry.kind != expected:
+        _settle_event(
+            event,
+            CallbackOutcome.REJECTED,
+            f"this URL takes {CallbackKind(event.kind).label} callbacks; the token belongs to "
+            f"a {inquiry.get_kind_display()} inquiry ({inquiry.pk})",
+        )
+        return None
     event.inquiry = inquiry
     return inquiry
+
+
+def _settle_unowned(event: CallbackEvent) -> None:
+    expected = CALLBACK_KIND_OWNERS[event.kind]
+    other = (
+        DarajaInquiry.objects.filter(token=event.token)
+        if expected in TransactionType.values
+        else Transaction.objects.filter(callback_token=event.token)
+    )
+    if other.exists():
+        _settle_event(
+            event,
+            CallbackOutcome.REJECTED,
+            f"this URL takes {CallbackKind(event.kind).label} callbacks; the token is not one",
+        )
+    else:
+        _settle_event(event, CallbackOutcome.UNMATCHED, "nothing of ours has this callback token")
 
 
 def _ids_match(event: CallbackEvent, transaction: Transaction, result: ResultBody) -> bool:
@@ -420,6 +459,19 @@ def _is_duplicate(
     _settle_event(event, CallbackOutcome.DUPLICATE, "")
     return True
 
+
+# Which transaction type or inquiry kind the tokens at each kind's URL belong to.
+CALLBACK_KIND_OWNERS: dict[str, str] = {
+    CallbackKind.STK: TransactionType.STK_PUSH,
+    CallbackKind.B2C_RESULT: TransactionType.B2C,
+    CallbackKind.B2C_TIMEOUT: TransactionType.B2C,
+    CallbackKind.REVERSAL_RESULT: TransactionType.REVERSAL,
+    CallbackKind.REVERSAL_TIMEOUT: TransactionType.REVERSAL,
+    CallbackKind.BALANCE_RESULT: InquiryKind.BALANCE,
+    CallbackKind.BALANCE_TIMEOUT: InquiryKind.BALANCE,
+    CallbackKind.STATUS_RESULT: InquiryKind.STATUS,
+    CallbackKind.STATUS_TIMEOUT: InquiryKind.STATUS,
+}
 
 PROCESSORS = {
     CallbackKind.STK: _process_stk_callback,

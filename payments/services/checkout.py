@@ -18,6 +18,7 @@ from payments.services.common import validated_whole_amount
 from payments.services.stk_push import (
     ACCOUNT_REFERENCE_PATTERN,
     ACCOUNT_REFERENCE_RULE,
+    CHECKOUT_LINK_USED_STATUSES,
     stk_push_initiate,
 )
 
@@ -114,25 +115,25 @@ def checkout_link_read(token: str, *, allow_expired: bool = False) -> CheckoutLi
 
 
 def checkout_pay(*, token: str, phone_number: str) -> Transaction:
-    """Start the STK Push of a checkout link for the phone number the customer typed."""
+    """Start the STK Push of a checkout link for the phone number the customer typed.
+
+    A link pays once: while one of its payments succeeded or may still succeed, a second push
+    is refused with CheckoutLinkUsedError, which carries that payment.
+    """
     link = checkout_link_read(token)
     owner = None
     if link.created_by_id is not None:
         from django.contrib.auth import get_user_model
 
         owner = get_user_model().objects.filter(pk=link.created_by_id).first()
-    transaction = stk_push_initiate(
+    return stk_push_initiate(
         user=owner,
         phone_number=phone_number,
         amount=link.amount,
         account_reference=link.account_reference,
         transaction_desc=link.description,
+        checkout_link=checkout_link_key(token),
     )
-    Transaction.objects.filter(pk=transaction.pk).update(
-        metadata={**transaction.metadata, "checkout_link": checkout_link_key(token)}
-    )
-    transaction.refresh_from_db()
-    return transaction
 
 
 def checkout_transaction(*, token: str, transaction_id: Any) -> Transaction | None:
@@ -142,8 +143,19 @@ def checkout_transaction(*, token: str, transaction_id: Any) -> Transaction | No
     """
     checkout_link_read(token, allow_expired=True)
     return Transaction.objects.filter(
-        pk=transaction_id, metadata__checkout_link=checkout_link_key(token)
+        pk=transaction_id, checkout_link=checkout_link_key(token)
     ).first()
+
+
+def checkout_link_payment(*, token: str) -> Transaction | None:
+    """The link's payment that succeeded or may still succeed, if any: the page shows it."""
+    return (
+        Transaction.objects.filter(
+            checkout_link=checkout_link_key(token), status__in=CHECKOUT_LINK_USED_STATUSES
+        )
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def checkout_link_key(token: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db import transaction as db_transaction
 from django.dispatch import Signal
 from django.urls import reverse
@@ -17,8 +19,10 @@ from payments.conf import payments_settings
 from payments.daraja.dates import NAIROBI
 from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.daraja.phone import normalize_phone_number
+from payments.enums import TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
+from payments.signals import payment_failed, payout_failed, reversal_failed
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,28 @@ def callback_url(view_name: str, **kwargs: str) -> str:
 def send_on_commit(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` once the current database transaction commits, never before."""
     db_transaction.on_commit(lambda: signal.send(sender=Transaction, **kwargs), robust=True)
+
+
+def failure_signal_send(transaction: Transaction) -> None:
+    """Schedule the signal that says ``transaction`` ended without moving money."""
+    if transaction.transaction_type == TransactionType.REVERSAL:
+        send_on_commit(reversal_failed, transaction=transaction, original=transaction.original)
+    elif transaction.transaction_type == TransactionType.B2C:
+        send_on_commit(payout_failed, transaction=transaction)
+    elif transaction.transaction_type == TransactionType.STK_PUSH:
+        send_on_commit(payment_failed, transaction=transaction)
+
+
+def ledger_lock(name: str) -> None:
+    """Serialise a check-then-insert on the ledger under ``name`` until the transaction ends.
+
+    On PostgreSQL a transaction-scoped advisory lock (two checks at once could both pass);
+    SQLite writes one at a time anyway. Call it inside ``atomic()``.
+    """
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def error_details(exc: Exception) -> dict[str, Any]:
@@ -59,6 +85,7 @@ def request_error_record(*, transaction: Transaction, exc: Exception, refused: b
             locked.transition_to("failed")
             locked.result_code = (details["error_code"] or "")[:20]
             locked.result_desc = (details["error_message"] or str(exc))[:255]
+            failure_signal_send(locked)
         locked.save()
     return locked
 

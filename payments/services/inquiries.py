@@ -135,7 +135,14 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
         transaction.save()
         return "flagged"
     if not transaction.can_transition_to(S.SUCCESS):
-        return "unchanged"
+        if transaction.status in (S.SUCCESS, S.REVERSED):
+            return "unchanged"
+        # M-Pesa says it went through, our ledger says it did not: money may have moved.
+        transaction.flag_for_review(
+            f"Transaction Status reports Completed, but the transaction is {transaction.status}"
+        )
+        transaction.save()
+        return "flagged"
     if not amount_matches(transaction.amount, result.amount):
         transaction.flag_for_review(
             f"Transaction Status reports amount {result.amount}, not {transaction.amount}"

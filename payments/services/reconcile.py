@@ -19,6 +19,7 @@ from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsError
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
+from payments.services.common import failure_signal_send
 from payments.services.inquiries import transaction_status_query
 from payments.services.stk_push import stk_query_settle
 
@@ -167,6 +168,7 @@ def _expire_if_old(row: Transaction, *, report: ReconcileReport, progress) -> No
             locked.transition_to(S.TIMEOUT)
             locked.result_desc = "No answer from M-Pesa; expired by reconciliation."
             locked.save()
+            failure_signal_send(locked)
             report.expired += 1
             progress(f"STK {row.pk}: expired to timeout")
             return

@@ -159,6 +159,11 @@ def _locked_original(transaction_ref: str) -> Transaction:
         raise PaymentValidationError(
             "transaction", "no STK Push or C2B payment has this id or receipt number"
         )
+    if original.booked_as_id:
+        raise PaymentValidationError(
+            "transaction",
+            f"was booked as C2B payment {original.booked_as_id}: refund that payment",
+        )
     if original.status != S.SUCCESS or not original.mpesa_receipt_number:
         raise PaymentValidationError(
             "transaction",

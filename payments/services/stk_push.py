@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import IntegrityError
 from django.db import transaction as db_transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -20,11 +21,12 @@ from payments.daraja.errors import (
 )
 from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus, TransactionType, stk_result_outcome
-from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
-from payments.models import Transaction
+from payments.models import INCOMING_TYPES, Transaction
 from payments.services.common import (
     callback_url,
+    ledger_lock,
     request_error_record,
     send_on_commit,
     validated_phone_number,
@@ -42,6 +44,23 @@ ACCOUNT_REFERENCE_RULE = (
 )
 TRANSACTION_DESC_MAX = 100
 AWAITING_RESULT = (S.PENDING, S.UNKNOWN)
+# A checkout link is for one payment: these statuses have paid it, or still may.
+CHECKOUT_LINK_USED_STATUSES = (S.PENDING, S.UNKNOWN, S.AWAITING_RECEIPT, S.SUCCESS, S.REVERSED)
+
+
+class CheckoutLinkUsedError(PaymentsError):
+    """The one-time checkout link already has a payment that succeeded or may still succeed."""
+
+    code = "checkout_link_used"
+
+    def __init__(self, transaction: Transaction) -> None:
+        paid = transaction.status in (S.SUCCESS, S.REVERSED)
+        super().__init__(
+            "This payment link has already been paid."
+            if paid
+            else "A payment for this link is already in progress."
+        )
+        self.transaction = transaction
 
 
 def stk_push_initiate(
@@ -51,6 +70,7 @@ def stk_push_initiate(
     amount: int,
     account_reference: str,
     transaction_desc: str = "",
+    checkout_link: str = "",
     client: DarajaClient | None = None,
 ) -> Transaction:
     """Start an STK Push and return its transaction: pending, unknown or failed.
@@ -59,6 +79,10 @@ def stk_push_initiate(
     during the call, so a callback that beats the acknowledgement still finds its row. A read
     timeout or a 5xx leaves the row ``unknown``: the push is never resent; the callback or
     reconciliation settles it.
+
+    ``checkout_link`` (the link's key) makes the push the link's one payment: while another of
+    its payments succeeded or may still succeed, CheckoutLinkUsedError is raised and nothing is
+    sent.
     """
     msisdn, whole_amount, reference, description = _validated_push(
         phone_number=phone_number,
@@ -77,6 +101,8 @@ def stk_push_initiate(
 
     # Durable: committed here, before Daraja is called, even inside a caller's atomic().
     with db_transaction.atomic(durable=True):
+        if checkout_link:
+            _checkout_link_claim(checkout_link)
         transaction = Transaction.objects.create(
             transaction_type=TransactionType.STK_PUSH,
             status=S.UNKNOWN,
@@ -87,6 +113,7 @@ def stk_push_initiate(
             environment=payments_settings.ENVIRONMENT,
             shortcode=str(payments_settings.SHORTCODE),
             user=user if getattr(user, "is_authenticated", False) else None,
+            checkout_link=checkout_link,
             metadata={
                 "request": {
                     "amount": whole_amount,
@@ -185,7 +212,9 @@ def stk_query_settle(
 ) -> Transaction:
     """Ask Daraja for the result of a push and settle with it; raises DarajaError.
 
-    A query never downgrades a success: the transition table forbids it.
+    A query never downgrades a success: the transition table forbids it. A query that says
+    "paid" carries no receipt and no amount, so the push only becomes ``awaiting_receipt``: the
+    callback or the C2B confirmation completes it.
     """
     client = client or get_daraja_client()
     answer = client.stk_query(checkout_request_id=transaction.checkout_request_id)
@@ -202,6 +231,9 @@ def stk_query_settle(
                 "query_while_in_review": {"result_code": answer.result_code},
             }
             locked.save()
+        elif outcome.status == S.SUCCESS:
+            if locked.can_transition_to(S.AWAITING_RECEIPT):
+                _await_receipt(locked, answer.result_code, answer.result_desc)
         elif locked.can_transition_to(outcome.status):
             stk_result_apply(
                 transaction=locked,
@@ -210,6 +242,107 @@ def stk_query_settle(
                 source="stk_query",
             )
     return locked
+
+
+def _await_receipt(transaction: Transaction, result_code: str, result_desc: str) -> None:
+    transaction.transition_to(S.AWAITING_RECEIPT)
+    transaction.result_code = result_code
+    transaction.result_desc = result_desc[:255]
+    transaction.metadata = {
+        **transaction.metadata,
+        "result": {"source": "stk_query", "result_code": result_code},
+    }
+    transaction.save()
+    logger.info(
+        "transaction %s paid by STK query; awaiting its receipt",
+        transaction.pk,
+        extra={"transaction_id": str(transaction.pk)},
+    )
+
+
+def stk_payment_book(
+    *,
+    transaction: Transaction,
+    receipt_number: str,
+    result_desc: str,
+    source: str,
+    transaction_date: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> Transaction | None:
+    """Book a locked push as paid under its M-Pesa receipt, once across STK and C2B.
+
+    The receipt may already be on the ledger: on a C2B row (its confirmation came first and
+    matched no push) the push is linked to that row, paid but not a second entry, and no
+    signal is sent. Returns the row that holds the receipt when it is another push's: the
+    caller refuses the result. The caller checked amount and phone.
+    """
+    holder = _receipt_holder(receipt_number, transaction)
+    if holder is None:
+        try:
+            # A savepoint: a copy of this payment booked concurrently wins the unique receipt.
+            with db_transaction.atomic():
+                stk_result_apply(
+                    transaction=transaction,
+                    result_code="0",
+                    result_desc=result_desc,
+                    source=source,
+                    receipt_number=receipt_number,
+                    transaction_date=transaction_date,
+                    details=details,
+                )
+            return None
+        except IntegrityError:
+            transaction.refresh_from_db()
+            holder = _receipt_holder(receipt_number, transaction)
+            if holder is None:
+                raise
+    if holder.transaction_type != TransactionType.C2B:
+        return holder
+    transaction.transition_to(S.SUCCESS)
+    transaction.booked_as = holder
+    transaction.result_code = "0"
+    transaction.result_desc = result_desc[:255]
+    transaction.transaction_date = transaction_date or transaction.transaction_date
+    transaction.metadata = {
+        **transaction.metadata,
+        "result": {
+            "source": source,
+            "result_code": "0",
+            "booked_as": str(holder.pk),
+            **(details or {}),
+        },
+    }
+    transaction.save()
+    logger.info(
+        "transaction %s paid; booked as C2B payment %s",
+        transaction.pk,
+        holder.pk,
+        extra={"transaction_id": str(transaction.pk)},
+    )
+    return None
+
+
+def _receipt_holder(receipt_number: str, transaction: Transaction) -> Transaction | None:
+    return (
+        Transaction.objects.select_for_update()
+        .filter(transaction_type__in=INCOMING_TYPES, mpesa_receipt_number=receipt_number)
+        .exclude(pk=transaction.pk)
+        .first()
+    )
+
+
+def _checkout_link_claim(checkout_link: str) -> None:
+    """Refuse a second payment for a one-time link; the lock makes check and insert one step."""
+    ledger_lock(f"checkout-link:{checkout_link}")
+    used = (
+        Transaction.objects.filter(
+            checkout_link=checkout_link, status__in=CHECKOUT_LINK_USED_STATUSES
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if used is not None:
+        raise CheckoutLinkUsedError(used)
 
 
 def stk_result_apply(

@@ -21,7 +21,7 @@ from payments.daraja.callbacks import parse_c2b_notification
 from payments.daraja.errors import DarajaCallbackError
 from payments.enums import CallbackKind, CallbackOutcome
 from payments.models import CallbackEvent
-from payments.selectors import inquiry_get_by_token, transaction_get_by_token
+from payments.selectors import callback_token_exists
 from payments.services.c2b import OTHER_ERROR, C2BValidationResult, c2b_validate
 from payments.services.callbacks import callback_event_process, callback_event_record
 
@@ -54,12 +54,10 @@ class ResultCallbackView(View):
 
     http_method_names = ["post"]
     kind: str = CallbackKind.STK
-    # Which rows own the tokens of this kind of callback.
-    owner: str = "transaction"
 
     def post(self, request: HttpRequest, callback_token: str) -> JsonResponse:
-        lookup = inquiry_get_by_token if self.owner == "inquiry" else transaction_get_by_token
-        if lookup(callback_token) is None:
+        # A token of ours at the URL of another kind is stored, then refused by processing.
+        if not callback_token_exists(callback_token):
             raise Http404("unknown callback")
         event = _record(request, self.kind, callback_token)
         callback_event_process(event=event)

@@ -191,11 +191,11 @@ def test_a_body_that_is_not_json_is_stored_with_its_error_and_acknowledged(
     assert transaction.status == "pending"
 
 
-def test_a_callback_after_a_query_success_adds_the_receipt_without_a_second_signal(
+def test_a_callback_after_a_query_success_adds_the_receipt_and_says_paid_once(
     api, post_callback, daraja, push_body, signals
 ):
     transaction = start_push(api, daraja, push_body)
-    Transaction.objects.filter(pk=transaction.pk).update(status="success", result_code="0")
+    Transaction.objects.filter(pk=transaction.pk).update(status="awaiting_receipt", result_code="0")
 
     post_callback(
         transaction,
@@ -206,14 +206,14 @@ def test_a_callback_after_a_query_success_adds_the_receipt_without_a_second_sign
     assert transaction.status == "success"
     assert transaction.mpesa_receipt_number == "NLJ7RT61SV"
     assert CallbackEvent.objects.get(transaction=transaction).outcome == "processed"
-    assert signals == []
+    assert signals == [("succeeded", transaction.pk, "success")]
 
 
 def test_a_mismatched_callback_after_a_query_success_flags_the_payment(
     api, post_callback, daraja, push_body
 ):
     transaction = start_push(api, daraja, push_body)
-    Transaction.objects.filter(pk=transaction.pk).update(status="success", result_code="0")
+    Transaction.objects.filter(pk=transaction.pk).update(status="awaiting_receipt", result_code="0")
 
     post_callback(transaction, stk_callback(checkout_request_id=CHECKOUT, amount=999))
 

@@ -100,7 +100,7 @@ def test_late_callback_leaves_the_payment_pending_then_settles_it(simulator):
     assert (callback.sent_at - callback.created_at).total_seconds() >= LATE_DELAY
 
 
-def test_missing_callback_is_settled_by_reconciliation(simulator):
+def test_missing_callback_is_found_paid_by_reconciliation(simulator):
     pushed = simulator.stk_push("0700000013")
     checkout_request_id = pushed["checkout_request_id"]
     holds_for(
@@ -114,8 +114,9 @@ def test_missing_callback_is_settled_by_reconciliation(simulator):
 
     call_command("mpesa_reconcile", "--older-than", "0")
 
+    # A query carries no receipt: M-Pesa says paid; the ledger waits for the receipt.
     settled = simulator.stk_status(checkout_request_id)
-    assert (settled["status"], settled["result_code"]) == ("success", "0")
+    assert (settled["status"], settled["result_code"]) == ("awaiting_receipt", "0")
     assert not OutboxCallback.objects.exists()
     assert not CallbackEvent.objects.exists()
 
