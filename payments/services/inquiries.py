@@ -19,7 +19,7 @@ from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
 from payments.services.common import amount_matches, callback_url, error_details
 from payments.services.reversals import reversal_result_apply
-from payments.services.stk_push import stk_query_settle, stk_result_apply
+from payments.services.stk_push import stk_payment_book, stk_query_settle
 from payments.signals import balance_updated
 
 logger = logging.getLogger(__name__)
@@ -172,16 +172,21 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
             completed_at=result.finalised_at,
             details=details,
         )
-    elif transaction.transaction_type == TransactionType.STK_PUSH:
-        stk_result_apply(
+    elif transaction.transaction_type == TransactionType.STK_PUSH and result.receipt_number:
+        holder = stk_payment_book(
             transaction=transaction,
-            result_code="0",
+            receipt_number=result.receipt_number,
             result_desc=result.result_desc,
             source=source,
-            receipt_number=result.receipt_number,
             transaction_date=result.finalised_at,
             details=details,
         )
+        if holder is not None:
+            transaction.flag_for_review(
+                f"receipt {result.receipt_number} already belongs to payment {holder.pk}"
+            )
+            transaction.save()
+            return "flagged"
     else:  # C2B rows are born successful and never awaiting a result
         return "unchanged"
     return "settled"
