@@ -711,3 +711,29 @@ def test_p08_checkout_keeps_what_a_callback_wrote_during_the_push(daraja):
     assert (result.status, result.mpesa_receipt_number) == ("success", "RKL51ZDP08")
     assert result.metadata["result"]["mpesa_receipt_number"] == "RKL51ZDP08"
     assert result.checkout_link
+
+
+@pytest.mark.django_db(transaction=True)
+def test_p01_the_migration_links_a_payment_an_earlier_build_booked_twice():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("payments", "0005_register_urls_permission")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("payments", "Transaction")
+    push = old.objects.create(
+        transaction_type="STK_PUSH", status="success", amount=5, mpesa_receipt_number=RECEIPT
+    )
+    c2b = old.objects.create(
+        transaction_type="C2B", status="success", amount=5, mpesa_receipt_number=RECEIPT
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    push, c2b = Transaction.objects.get(pk=push.pk), Transaction.objects.get(pk=c2b.pk)
+    assert (push.mpesa_receipt_number, push.booked_as_id) == ("", c2b.pk)
+    assert c2b.mpesa_receipt_number == RECEIPT
+    assert push.needs_review and c2b.needs_review
+    assert [row.pk for row in paid_rows()] == [c2b.pk]
