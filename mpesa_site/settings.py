@@ -237,7 +237,36 @@ DARAJA_SIMULATOR = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Callback paths carry secrets (payments/redaction.py): every handler that prints redacts them.
+    "filters": {"callback_secrets": {"()": "payments.redaction.CallbackSecretFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["callback_secrets"],
+        },
+        # runserver's access lines, formatted as Django formats them.
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["callback_secrets"],
+        },
+    },
+    "loggers": {
+        # Django's DEFAULT_LOGGING gives these two loggers handlers of their own, which would print
+        # paths unfiltered (a console handler in DEBUG, runserver's access log; mail_admins mails
+        # the whole request, and ADMINS is never set here). Naming them here replaces those
+        # handlers: django's records go to the root's console, the access lines to our own.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="") or "INFO"},
 }

@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import base64
 import importlib
+import io
 import json
+import logging
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
-from django.urls import clear_url_caches
+import requests
+from django.urls import URLPattern, clear_url_caches, reverse
 
 import mpesa_site.urls
+import payments.urls
 from payments.checks import check_payments_settings
-from tests.test_settings import clean_env, manage, output_of, production_env
+from payments.redaction import REDACTED, redact_callback_secrets
+from tests.test_settings import REPO_ROOT, clean_env, manage, output_of, production_env
 
 # -- 17. Simulator mode is a development mode --------------------------------------------------
 
@@ -126,3 +137,164 @@ def test_p17_make_run_still_gets_the_simulators_values(tmp_path):
     assert payments["CONSUMER_KEY"] == "simulator-consumer-key"
     assert payments["BASE_URL"] == "http://127.0.0.1:8000/simulator/daraja"
     assert len(payments["CALLBACK_SECRET"]) >= 32
+
+
+# -- 18. Callback paths are secrets: redacted in every log line --------------------------------
+
+UNKNOWN_TOKEN = "Zq8w" + "x" * 20
+
+
+def configured_handler(logger_name: str, handler_name: str) -> logging.Handler:
+    """The handler the project's LOGGING attached (pytest adds its own beside it)."""
+    (handler,) = [h for h in logging.getLogger(logger_name).handlers if h.name == handler_name]
+    return handler
+
+
+@pytest.fixture
+def console():
+    """What the project's console handler prints, read back."""
+    handler = configured_handler("", "console")
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    yield stream
+    handler.setStream(previous)
+
+
+@pytest.mark.django_db
+def test_p18_unknown_callback_token_is_redacted_in_the_not_found_line(client, console):
+    response = client.post(
+        f"/api/v1/payments/callbacks/stk/{UNKNOWN_TOKEN}", "{}", content_type="application/json"
+    )
+
+    assert response.status_code == 404
+    printed = console.getvalue()
+    assert f"Not Found: /api/v1/payments/callbacks/stk/{REDACTED}" in printed
+    assert UNKNOWN_TOKEN not in printed
+
+
+@pytest.mark.django_db
+def test_p18_the_c2b_secret_is_redacted_in_django_request_lines(client, console, settings):
+    secret = settings.PAYMENTS["CALLBACK_SECRET"]
+
+    response = client.get(f"/api/v1/payments/callbacks/c2b/{secret}/confirmation")
+    near_miss = client.post(
+        f"/api/v1/payments/callbacks/c2b/{secret[:-1]}X/validation",
+        "{}",
+        content_type="application/json",
+    )
+
+    assert (response.status_code, near_miss.status_code) == (405, 404)
+    printed = console.getvalue()
+    assert (
+        f"Method Not Allowed (GET): /api/v1/payments/callbacks/c2b/{REDACTED}/confirmation"
+        in printed
+    )
+    assert f"Not Found: /api/v1/payments/callbacks/c2b/{REDACTED}/validation" in printed
+    assert secret[:-1] not in printed
+
+
+def callback_paths(token: str) -> list[str]:
+    """Every callback route of the app, with ``token`` in its secret segment."""
+    paths = []
+    for route in payments.urls.urlpatterns:
+        if isinstance(route, URLPattern) and "callbacks/" in str(route.pattern):
+            (segment,) = route.pattern.regex.groupindex
+            paths.append(reverse(f"payments:{route.name}", kwargs={segment: token}))
+    return paths
+
+
+def test_p18_every_callback_route_is_redacted():
+    paths = callback_paths(UNKNOWN_TOKEN)
+    assert len(paths) >= 11
+
+    for path in paths:
+        line = f'"POST https://pay.example.co.ke{path}?x=1 HTTP/1.1" 200 36'
+        assert redact_callback_secrets(line) == line.replace(UNKNOWN_TOKEN, REDACTED), path
+
+
+def test_p18_a_secret_in_a_path_of_the_wrong_shape_is_redacted_too():
+    for path in (f"callbacks/{UNKNOWN_TOKEN}", f"callbacks/stk/result/{UNKNOWN_TOKEN}"):
+        line = f"Not Found: /api/v1/payments/{path}"
+        assert redact_callback_secrets(line) == line.replace(UNKNOWN_TOKEN, REDACTED)
+
+
+def test_p18_a_traceback_naming_a_callback_path_is_redacted(console):
+    try:
+        raise RuntimeError(f"could not process /api/v1/payments/callbacks/b2c/{UNKNOWN_TOKEN}")
+    except RuntimeError:
+        logging.getLogger("django.request").exception(
+            "Internal Server Error: %s", f"/api/v1/payments/callbacks/b2c/{UNKNOWN_TOKEN}/result"
+        )
+
+    printed = console.getvalue()
+    assert f"Internal Server Error: /api/v1/payments/callbacks/b2c/{REDACTED}/result" in printed
+    assert f"RuntimeError: could not process /api/v1/payments/callbacks/b2c/{REDACTED}\n" in (
+        printed
+    )
+    assert UNKNOWN_TOKEN not in printed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, *, timeout: float = 20.0, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+    except requests.ConnectionError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_p18_runserver_prints_callback_paths_redacted(tmp_path, debug):
+    """Django's DEFAULT_LOGGING gives the django and django.server loggers handlers of their
+    own; runserver's access lines and the django.request lines must pass the filter too."""
+    secret = secrets.token_urlsafe(32)
+    env = {
+        **clean_env(tmp_path, debug=debug),
+        "MPESA_CALLBACK_SECRET": secret,
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    base = f"http://127.0.0.1:{free_port()}"
+    server = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        [sys.executable, "manage.py", "runserver", "--noreload", "--skip-checks", base[7:]],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
+    confirmation = f"/api/v1/payments/callbacks/c2b/{secret}/confirmation"
+    try:
+        wait_until(lambda: answers(base + "/nothing-here"), message="runserver to answer")
+        assert requests.get(base + confirmation, timeout=10).status_code == 405
+        wait_until(lambda: any('" 405 ' in line for line in lines), message="the access line")
+    finally:
+        server.terminate()
+        server.wait(10)
+        reader.join(10)
+    printed = "".join(lines)
+
+    assert secret not in printed
+    redacted = f"/api/v1/payments/callbacks/c2b/{REDACTED}/confirmation"
+    assert f"Method Not Allowed (GET): {redacted}" in printed
+    assert f'"GET {redacted} HTTP/1.1" 405' in printed
+    # One handler per line: Django's own console handler no longer prints a second copy.
+    assert printed.count(f"Method Not Allowed (GET): {redacted}") == 1
