@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from payments.conf import is_missing, payments_settings
 from payments.daraja.dates import NAIROBI
 from payments.enums import FINAL_STATUSES, TransactionStatus, TransactionType
 from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
@@ -26,6 +27,27 @@ def transaction_get_by_token(token: str) -> Transaction | None:
 
 def inquiry_get_by_token(token: str) -> DarajaInquiry | None:
     return DarajaInquiry.objects.filter(token=token).first()
+
+
+def balance_shortcodes() -> dict[str, str]:
+    """The shortcodes that hold our money, each with its label: the one customers pay, and the
+    one that funds payouts (B2C pays from its Utility account). One entry when they are one."""
+    roles: dict[str, list[str]] = {}
+    collects = (
+        "PayBill"
+        if payments_settings.STK_TRANSACTION_TYPE == "CustomerPayBillOnline"
+        else "Buy Goods"
+    )
+    for setting, role in (("SHORTCODE", collects), ("B2C_SHORTCODE", "B2C payouts")):
+        shortcode = str(getattr(payments_settings, setting) or "").strip()
+        if not is_missing(shortcode):
+            roles.setdefault(shortcode, []).append(role)
+    return {shortcode: f"{' and '.join(r)} {shortcode}" for shortcode, r in roles.items()}
+
+
+def shortcode_label(shortcode: str) -> str:
+    """How the back office names ``shortcode``, e.g. "PayBill 174379"."""
+    return balance_shortcodes().get(shortcode, f"Shortcode {shortcode}")
 
 
 def balances_latest() -> list[BalanceSnapshot]:

@@ -17,12 +17,21 @@ import time
 
 import pytest
 import requests
+from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import URLPattern, clear_url_caches, reverse
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 
 import mpesa_site.urls
 import payments.urls
 from payments.checks import check_payments_settings
+from payments.enums import InquiryStatus
+from payments.models import BalanceSnapshot, DarajaInquiry
 from payments.redaction import REDACTED, redact_callback_secrets
+from payments.services.roles import MANAGER
+from tests.payments.conftest import api_client_for, load_fixture
+from tests.payments.money_out import BALANCE_PATH, BALANCE_URL, accept, sent, staff_user_with
 from tests.test_settings import REPO_ROOT, clean_env, manage, output_of, production_env
 
 # -- 17. Simulator mode is a development mode --------------------------------------------------
@@ -298,3 +307,151 @@ def test_p18_runserver_prints_callback_paths_redacted(tmp_path, debug):
     assert f'"GET {redacted} HTTP/1.1" 405' in printed
     # One handler per line: Django's own console handler no longer prints a second copy.
     assert printed.count(f"Method Not Allowed (GET): {redacted}") == 1
+
+
+# -- 19. The balance of every shortcode that holds our money ----------------------------------
+
+
+@pytest.fixture
+def accountant(django_user_model):
+    return staff_user_with(django_user_model, "accountant", "view_balance")
+
+
+def balance_rows(shortcode: str, available: str) -> BalanceSnapshot:
+    return BalanceSnapshot.objects.create(
+        shortcode=shortcode,
+        account="Utility Account",
+        currency="KES",
+        available=available,
+        current=available,
+        reported_at=timezone.now(),
+    )
+
+
+@pytest.mark.django_db
+def test_p19_balance_refresh_asks_the_paybill_and_the_payout_shortcode(accountant, daraja):
+    accept(daraja, BALANCE_URL)
+
+    response = api_client_for(accountant).post(BALANCE_PATH, {}, format="json")
+
+    assert response.status_code == 202, response.content
+    asked = [request["PartyA"] for request in sent(daraja, BALANCE_URL)]
+    assert asked == [174379, 600992]
+    inquiries = response.json()["inquiries"]
+    assert [(i["label"], i["shortcode"], i["status"]) for i in inquiries] == [
+        ("PayBill 174379", "174379", "pending"),
+        ("B2C payouts 600992", "600992", "pending"),
+    ]
+    assert {i["id"] for i in inquiries} == set(DarajaInquiry.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_p19_an_explicit_shortcode_asks_for_just_that_one(accountant, daraja):
+    accept(daraja, BALANCE_URL)
+
+    response = api_client_for(accountant).post(BALANCE_PATH, {"shortcode": "600992"}, format="json")
+
+    assert response.status_code == 202, response.content
+    assert [request["PartyA"] for request in sent(daraja, BALANCE_URL)] == [600992]
+    [inquiry] = response.json()["inquiries"]
+    assert (inquiry["label"], inquiry["shortcode"]) == ("B2C payouts 600992", "600992")
+
+
+@pytest.mark.django_db
+def test_p19_one_refused_shortcode_does_not_hide_the_other(accountant, daraja):
+    refusal = load_fixture("errors/error_400.002.02_invalid_businessshortcode.portal.json")
+    accepted = load_fixture("balance/account_balance_response_accepted.portal.json")
+
+    def answer(request):
+        if json.loads(request.body)["PartyA"] == 600992:
+            return 400, {}, json.dumps(refusal)
+        return 200, {}, json.dumps(accepted)
+
+    daraja.add_callback("POST", BALANCE_URL, callback=answer, content_type="application/json")
+
+    response = api_client_for(accountant).post(BALANCE_PATH, {}, format="json")
+
+    assert response.status_code == 202, response.content
+    statuses = {i["label"]: (i["status"], i["result_code"]) for i in response.json()["inquiries"]}
+    assert statuses == {
+        "PayBill 174379": (InquiryStatus.PENDING, ""),
+        "B2C payouts 600992": (InquiryStatus.FAILED, refusal["errorCode"]),
+    }
+
+
+@pytest.mark.django_db
+def test_p19_every_shortcode_refused_is_a_502(accountant, daraja):
+    refusal = load_fixture("errors/error_400.002.02_invalid_businessshortcode.portal.json")
+    daraja.post(BALANCE_URL, json=refusal, status=400)
+
+    response = api_client_for(accountant).post(BALANCE_PATH, {}, format="json")
+
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == refusal["errorCode"]
+    assert len(daraja.calls) == 3  # the token, then both shortcodes
+    assert set(DarajaInquiry.objects.values_list("status", flat=True)) == {InquiryStatus.FAILED}
+
+
+@pytest.mark.django_db
+def test_p19_a_shortcode_used_for_both_is_asked_once(accountant, daraja, settings):
+    settings.PAYMENTS = {**settings.PAYMENTS, "B2C_SHORTCODE": "174379"}
+    accept(daraja, BALANCE_URL)
+
+    response = api_client_for(accountant).post(BALANCE_PATH, {}, format="json")
+
+    assert [request["PartyA"] for request in sent(daraja, BALANCE_URL)] == [174379]
+    [inquiry] = response.json()["inquiries"]
+    assert inquiry["label"] == "PayBill and B2C payouts 174379"
+
+
+def test_p19_the_schema_documents_the_labelled_inquiries():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+
+    answer = schema["paths"][BALANCE_PATH]["post"]["responses"]["202"]
+    ref = answer["content"]["application/json"]["schema"]["$ref"]
+    inquiries = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]["inquiries"]
+    inquiry = schema["components"]["schemas"][inquiries["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"label", "shortcode", "id", "status", "result_code"} <= set(inquiry["properties"])
+    listed = schema["components"]["schemas"]["BalanceSnapshot"]["properties"]
+    assert {"label", "shortcode", "account", "available"} <= set(listed)
+
+
+@pytest.mark.django_db
+def test_p19_balances_are_listed_with_their_label(accountant):
+    balance_rows("174379", "500.00")
+    balance_rows("600992", "90000.00")
+
+    rows = api_client_for(accountant).get(BALANCE_PATH).json()
+
+    assert {(row["label"], row["available"]) for row in rows} == {
+        ("PayBill 174379", "500.00"),
+        ("B2C payouts 600992", "90000.00"),
+    }
+
+
+@pytest.fixture
+def as_manager(django_user_model) -> Client:
+    manager = django_user_model.objects.create_user("manager", password="pw-manager-1")
+    manager.is_staff = True
+    manager.save()
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    client = Client()
+    client.force_login(manager)
+    return client
+
+
+BALANCE_PAGE = "/admin/payments/transaction/balance/"
+
+
+@pytest.mark.django_db
+def test_p19_balance_page_refreshes_and_labels_both_shortcodes(as_manager, daraja):
+    accept(daraja, BALANCE_URL)
+    balance_rows("600992", "90000.00")
+
+    page = as_manager.get(BALANCE_PAGE).content.decode()
+    refreshed = as_manager.post(BALANCE_PAGE)
+
+    assert "B2C payouts 600992" in page
+    assert "PayBill 174379" in page  # named as asked about, though it has no figures yet
+    assert refreshed.status_code == 302
+    assert [request["PartyA"] for request in sent(daraja, BALANCE_URL)] == [174379, 600992]
