@@ -61,19 +61,20 @@ def balances_latest() -> list[BalanceSnapshot]:
 def payments_dashboard(*, days: int = 7) -> dict:
     """Incoming money (STK Push and C2B) today and over ``days`` Kenyan days, per day.
 
-    Amount counts successful payments; the success rate is among STK Pushes that ended.
+    Amount counts successful payments net of their refunds (full or partial); the success
+    rate is among STK Pushes that ended.
     """
     today = timezone.now().astimezone(NAIROBI).date()
     start = datetime.combine(today - timedelta(days=days - 1), time.min, tzinfo=NAIROBI)
     rows = Transaction.objects.filter(
         transaction_type__in=(TransactionType.STK_PUSH, TransactionType.C2B),
         created_at__gte=start,
-    ).values_list("created_at", "status", "amount", "transaction_type")
+    ).values_list("created_at", "status", "amount", "transaction_type", "reversed_amount")
     per_day = {today - timedelta(days=n): _DayTotals() for n in range(days)}
-    for created_at, status, amount, kind in rows:
+    for created_at, status, amount, kind, refunded in rows:
         totals = per_day.get(created_at.astimezone(NAIROBI).date())
         if totals is not None:
-            totals.add(status=status, amount=amount, kind=kind)
+            totals.add(status=status, amount=amount - refunded, kind=kind)
     ordered = [(day, per_day[day]) for day in sorted(per_day)]
     week = _DayTotals.combined(t for _, t in ordered)
     return {"today": per_day[today], "week": week, "days": ordered}

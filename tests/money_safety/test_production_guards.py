@@ -8,12 +8,14 @@ import importlib
 import io
 import json
 import logging
+import re
 import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import requests
@@ -26,12 +28,20 @@ from drf_spectacular.generators import SchemaGenerator
 import mpesa_site.urls
 import payments.urls
 from payments.checks import check_payments_settings
-from payments.enums import InquiryStatus
-from payments.models import BalanceSnapshot, DarajaInquiry
+from payments.enums import InquiryStatus, TransactionStatus, TransactionType
+from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 from payments.redaction import REDACTED, redact_callback_secrets
+from payments.selectors import payments_dashboard
 from payments.services.roles import MANAGER
 from tests.payments.conftest import api_client_for, load_fixture
-from tests.payments.money_out import BALANCE_PATH, BALANCE_URL, accept, sent, staff_user_with
+from tests.payments.money_out import (
+    BALANCE_PATH,
+    BALANCE_URL,
+    accept,
+    paid_transaction,
+    sent,
+    staff_user_with,
+)
 from tests.test_settings import REPO_ROOT, clean_env, manage, output_of, production_env
 
 # -- 17. Simulator mode is a development mode --------------------------------------------------
@@ -455,3 +465,28 @@ def test_p19_balance_page_refreshes_and_labels_both_shortcodes(as_manager, daraj
     assert "PayBill 174379" in page  # named as asked about, though it has no figures yet
     assert refreshed.status_code == 302
     assert [request["PartyA"] for request in sent(daraja, BALANCE_URL)] == [174379, 600992]
+
+
+# -- 21. Amount received is net of refunds -----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_p21_amount_received_subtracts_full_and_partial_refunds(as_manager):
+    paid_transaction(amount=100, receipt="QAB1")
+    paid_transaction(amount=300, receipt="QAB2", reversed_amount=120)  # partly refunded
+    paid_transaction(
+        amount=50, receipt="QAB3", status=TransactionStatus.REVERSED, reversed_amount=50
+    )
+    paid_transaction(
+        amount=70, receipt="QAB4", transaction_type=TransactionType.C2B, reversed_amount=20
+    )
+    earlier = paid_transaction(amount=1000, receipt="QAB5", reversed_amount=400)
+    Transaction.objects.filter(pk=earlier.pk).update(created_at=timezone.now() - timedelta(days=2))
+
+    dashboard = payments_dashboard()
+
+    assert dashboard["today"].amount == 100 + 180 + 0 + 50
+    assert dashboard["week"].amount == 330 + 600
+    page = as_manager.get("/admin/").content.decode()
+    assert re.search(r'<th scope="row">Today</th><td>4</td><td>330</td>', page)
+    assert re.search(r'<th scope="row">Last 7 days</th><td>5</td><td>930</td>', page)
