@@ -180,7 +180,9 @@ SIMULATOR_MODE = MPESA_ENVIRONMENT == "simulator"
 SIMULATOR_ORIGIN = (
     env.str("MPESA_SIMULATOR_ORIGIN", default="") or "http://127.0.0.1:8000"
 ).rstrip("/")
-# Values that work against the built-in simulator, used only in simulator mode when unset.
+# Values that work against the built-in simulator, used only in simulator mode when unset, and
+# only with DEBUG on: they are public (here), so a server without DEBUG that took them would let
+# anyone post a C2B confirmation with the known secret. payments.E010 refuses that server anyway.
 _SIMULATOR_DEFAULTS = {
     "BASE_URL": f"{SIMULATOR_ORIGIN}/simulator/daraja",
     "CONSUMER_KEY": "simulator-consumer-key",
@@ -196,9 +198,10 @@ _SIMULATOR_DEFAULTS = {
 
 
 def _mpesa(name: str) -> str:
-    """MPESA_<name>, or in simulator mode the simulator's value when unset or a placeholder."""
+    """MPESA_<name>, or on a DEBUG server in simulator mode the simulator's value when unset or
+    a placeholder."""
     value = env.str(f"MPESA_{name}", default="")
-    if SIMULATOR_MODE and value.strip().lower() in ("", "replace-me"):
+    if SIMULATOR_MODE and DEBUG and value.strip().lower() in ("", "replace-me"):
         return _SIMULATOR_DEFAULTS.get(name, value)
     return value
 
@@ -234,7 +237,36 @@ DARAJA_SIMULATOR = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Callback paths carry secrets (payments/redaction.py): every handler that prints redacts them.
+    "filters": {"callback_secrets": {"()": "payments.redaction.CallbackSecretFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["callback_secrets"],
+        },
+        # runserver's access lines, formatted as Django formats them.
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["callback_secrets"],
+        },
+    },
+    "loggers": {
+        # Django's DEFAULT_LOGGING gives these two loggers handlers of their own, which would print
+        # paths unfiltered (a console handler in DEBUG, runserver's access log; mail_admins mails
+        # the whole request, and ADMINS is never set here). Naming them here replaces those
+        # handlers: django's records go to the root's console, the access lines to our own.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="") or "INFO"},
 }

@@ -1,9 +1,17 @@
-"""Root URLs: the admin, the payments app, and the API docs."""
+"""Root URLs: the admin, the payments app, the API docs, and in development the simulator."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from payments.conf import payments_settings
+
+# Daraja's paths, simulated. A server that serves them accepts the simulator's public
+# credentials and fabricates payments, so only a DEBUG server in simulator mode mounts them
+# (payments.E010 refuses simulator mode without DEBUG).
+simulator_urlpatterns = [path("simulator/daraja/", include("simulator.urls"))]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,7 +19,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("docs", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
     path("docs/", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
-    # Daraja's paths, simulated; they answer 404 unless MPESA_ENVIRONMENT is "simulator".
-    path("simulator/daraja/", include("simulator.urls")),
     path("", include("payments.urls")),
 ]
+if settings.DEBUG and payments_settings.ENVIRONMENT == "simulator":
+    urlpatterns += simulator_urlpatterns

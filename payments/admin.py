@@ -25,18 +25,19 @@ from django.utils.html import format_html
 from payments.conf import payments_settings
 from payments.daraja.errors import DarajaError, InvalidPhoneNumberError
 from payments.daraja.phone import mask_phone_number, normalize_phone_number
-from payments.enums import B2CCommand, TransactionStatus
+from payments.enums import B2CCommand, InquiryStatus, TransactionStatus
 from payments.exceptions import PaymentsError
 from payments.models import AuditRecord, BalanceSnapshot, CallbackEvent, PayoutRequest, Transaction
-from payments.selectors import balances_latest
+from payments.selectors import balance_shortcodes, balances_latest, shortcode_label
 from payments.services.audit import audit_record
+from payments.services.balances import account_balances_request
 from payments.services.callbacks import callback_event_process
 from payments.services.idempotency import (
     idempotency_key_claim,
     idempotency_key_complete,
     request_fingerprint,
 )
-from payments.services.inquiries import account_balance_request, transaction_refresh
+from payments.services.inquiries import transaction_refresh
 from payments.services.payout_requests import (
     payout_request_approve,
     payout_request_reject,
@@ -548,20 +549,36 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         require(request, "view_balance")
         if request.method == "POST":
             try:
-                inquiry = account_balance_request(user=request.user)
-                outcome = f"asked ({inquiry.status})"
-                self.message_user(
-                    request, "M-Pesa was asked for the balance; refresh in a few seconds."
-                )
+                inquiries = account_balances_request(user=request.user)
             except PaymentsError as exc:
                 outcome = f"failed: {exc.message}"
                 self.message_user(request, exc.message, messages.ERROR)
+            else:
+                asked = [(shortcode_label(i.metadata.get("shortcode", "")), i) for i in inquiries]
+                outcome = "asked: " + ", ".join(f"{label} ({i.status})" for label, i in asked)
+                sent = [label for label, i in asked if i.status != InquiryStatus.FAILED]
+                self.message_user(
+                    request,
+                    f"M-Pesa was asked for the balance of {' and '.join(sent)}; refresh in a "
+                    "few seconds.",
+                )
+                for label, inquiry in asked:
+                    if inquiry.status == InquiryStatus.FAILED:
+                        self.message_user(
+                            request, f"{label}: {inquiry.result_desc}", messages.ERROR
+                        )
             audit_record(actor=request.user, action="balance_refresh", outcome=outcome)
             return HttpResponseRedirect(reverse("admin:payments_transaction_balance"))
         now = timezone.now()
-        accounts = [(s, now - s.reported_at) for s in balances_latest()]
+        accounts = [
+            (shortcode_label(s.shortcode), s, now - s.reported_at) for s in balances_latest()
+        ]
         return self._page(
-            request, "admin/payments/balance.html", title="M-Pesa balance", accounts=accounts
+            request,
+            "admin/payments/balance.html",
+            title="M-Pesa balance",
+            accounts=accounts,
+            shortcodes=list(balance_shortcodes().values()),
         )
 
     def _page(self, request, template: str, **context: Any) -> TemplateResponse:

@@ -31,6 +31,17 @@ def check_payments_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 id="payments.E001",
             )
         )
+    if s.ENVIRONMENT == "simulator" and not settings.DEBUG:
+        # Simulator mode is a development mode: every push "succeeds" and the simulator's
+        # credentials are public. A deployment must never run on it.
+        messages.append(
+            Error(
+                "MPESA_ENVIRONMENT is 'simulator' while DEBUG is off.",
+                hint="The simulator is for local development only (DJANGO_DEBUG=true); a "
+                "deployment sets MPESA_ENVIRONMENT to sandbox or production.",
+                id="payments.E010",
+            )
+        )
 
     missing = s.missing(CREDENTIAL_SETTINGS)
     if missing:

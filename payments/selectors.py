@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from payments.conf import is_missing, payments_settings
 from payments.daraja.dates import NAIROBI
 from payments.enums import FINAL_STATUSES, TransactionStatus, TransactionType
 from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
@@ -28,6 +29,27 @@ def callback_token_exists(token: str) -> bool:
     )
 
 
+def balance_shortcodes() -> dict[str, str]:
+    """The shortcodes that hold our money, each with its label: the one customers pay, and the
+    one that funds payouts (B2C pays from its Utility account). One entry when they are one."""
+    roles: dict[str, list[str]] = {}
+    collects = (
+        "PayBill"
+        if payments_settings.STK_TRANSACTION_TYPE == "CustomerPayBillOnline"
+        else "Buy Goods"
+    )
+    for setting, role in (("SHORTCODE", collects), ("B2C_SHORTCODE", "B2C payouts")):
+        shortcode = str(getattr(payments_settings, setting) or "").strip()
+        if not is_missing(shortcode):
+            roles.setdefault(shortcode, []).append(role)
+    return {shortcode: f"{' and '.join(r)} {shortcode}" for shortcode, r in roles.items()}
+
+
+def shortcode_label(shortcode: str) -> str:
+    """How the back office names ``shortcode``, e.g. "PayBill 174379"."""
+    return balance_shortcodes().get(shortcode, f"Shortcode {shortcode}")
+
+
 def balances_latest() -> list[BalanceSnapshot]:
     """The newest snapshot of each (shortcode, account), newest shortcode first."""
     latest: dict[tuple[str, str], BalanceSnapshot] = {}
@@ -39,20 +61,24 @@ def balances_latest() -> list[BalanceSnapshot]:
 def payments_dashboard(*, days: int = 7) -> dict:
     """Incoming money (STK Push and C2B) today and over ``days`` Kenyan days, per day.
 
-    Amount counts successful payments, each once; the success rate is among STK Pushes that
-    ended.
+    Amount counts successful payments once each, net of their refunds (full or partial); the
+    success rate is among STK Pushes that ended.
     """
     today = timezone.now().astimezone(NAIROBI).date()
     start = datetime.combine(today - timedelta(days=days - 1), time.min, tzinfo=NAIROBI)
     rows = Transaction.objects.filter(
         transaction_type__in=(TransactionType.STK_PUSH, TransactionType.C2B),
         created_at__gte=start,
-    ).values_list("created_at", "status", "amount", "transaction_type", "booked_as")
+    ).values_list(
+        "created_at", "status", "amount", "transaction_type", "reversed_amount", "booked_as"
+    )
     per_day = {today - timedelta(days=n): _DayTotals() for n in range(days)}
-    for created_at, status, amount, kind, booked_as in rows:
+    for created_at, status, amount, kind, refunded, booked_as in rows:
         totals = per_day.get(created_at.astimezone(NAIROBI).date())
         if totals is not None:
-            totals.add(status=status, amount=amount, kind=kind, booked_elsewhere=bool(booked_as))
+            totals.add(
+                status=status, amount=amount - refunded, kind=kind, booked_elsewhere=bool(booked_as)
+            )
     ordered = [(day, per_day[day]) for day in sorted(per_day)]
     week = _DayTotals.combined(t for _, t in ordered)
     return {"today": per_day[today], "week": week, "days": ordered}

@@ -1,4 +1,4 @@
-"""Daraja's paths under /simulator/daraja/ (they answer 404 outside simulator mode)."""
+"""Daraja's paths under /simulator/daraja/ (mounted only on a DEBUG server in simulator mode)."""
 
 from django.urls import path
 

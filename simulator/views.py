@@ -1,6 +1,7 @@
 """Daraja's HTTP surface, simulated: the same paths, checks, answers and error envelopes.
 
-Served only when MPESA_ENVIRONMENT is "simulator"; every other environment gets a 404.
+mpesa_site.urls mounts them only on a DEBUG server in simulator mode; each view also answers
+404 unless PAYMENTS["ENVIRONMENT"] is "simulator" (settings changed while the site runs).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from payments.enums import B2CCommand
 from payments.models import BalanceSnapshot, DarajaInquiry, PayoutRequest, Transaction
+from payments.selectors import shortcode_label
 
 # Metadata keys safe to show the owner of a transaction: no callback URLs, no raw bodies.
 SAFE_METADATA_KEYS = ("customer_message",)
@@ -114,7 +115,13 @@ class ReversalRequestSerializer(serializers.Serializer):
 
 
 class BalanceRequestSerializer(serializers.Serializer):
-    shortcode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    shortcode = serializers.CharField(
+        max_length=16,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Ask about this shortcode only. Default: the PayBill and the payout shortcode.",
+    )
 
 
 class RegisterUrlsSerializer(serializers.Serializer):
@@ -143,10 +150,32 @@ class InquirySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class BalanceInquirySerializer(InquirySerializer):
+    shortcode = serializers.SerializerMethodField()
+    label = serializers.SerializerMethodField(help_text='e.g. "PayBill 174379".')
+
+    class Meta(InquirySerializer.Meta):
+        fields = ("label", "shortcode", *InquirySerializer.Meta.fields)
+        read_only_fields = fields
+
+    def get_shortcode(self, inquiry: DarajaInquiry) -> str:
+        return str(inquiry.metadata.get("shortcode", ""))
+
+    def get_label(self, inquiry: DarajaInquiry) -> str:
+        return shortcode_label(self.get_shortcode(inquiry))
+
+
+class BalanceRefreshSerializer(serializers.Serializer):
+    inquiries = BalanceInquirySerializer(many=True, help_text="One inquiry per shortcode asked.")
+
+
 class BalanceSnapshotSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField(help_text='e.g. "B2C payouts 600992".')
+
     class Meta:
         model = BalanceSnapshot
         fields = (
+            "label",
             "shortcode",
             "account",
             "currency",
@@ -157,6 +186,9 @@ class BalanceSnapshotSerializer(serializers.ModelSerializer):
             "reported_at",
         )
         read_only_fields = fields
+
+    def get_label(self, snapshot: BalanceSnapshot) -> str:
+        return shortcode_label(snapshot.shortcode)
 
 
 class RegisterUrlsResultSerializer(serializers.Serializer):

@@ -23,6 +23,7 @@ from payments.api.exceptions import api_exception_handler
 from payments.api.filters import TransactionFilter, TransactionSearchFilter
 from payments.api.serializers import (
     B2CRequestSerializer,
+    BalanceRefreshSerializer,
     BalanceRequestSerializer,
     BalanceSnapshotSerializer,
     CheckoutLinkRequestSerializer,
@@ -51,6 +52,7 @@ from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationErr
 from payments.models import Transaction
 from payments.selectors import balances_latest, transaction_visible_to
 from payments.services.audit import audit_record
+from payments.services.balances import account_balances_request
 from payments.services.c2b import c2b_urls_register
 from payments.services.checkout import (
     checkout_link_create,
@@ -67,7 +69,7 @@ from payments.services.idempotency import (
     idempotency_key_release,
     request_fingerprint,
 )
-from payments.services.inquiries import account_balance_request, transaction_refresh
+from payments.services.inquiries import transaction_refresh
 from payments.services.payout_requests import payout_request_submit
 from payments.services.reversals import reversal_initiate
 from payments.services.stk_push import (
@@ -387,11 +389,14 @@ class BalanceView(StaffAPIView):
     @extend_schema(
         operation_id="balance_refresh",
         summary="Ask M-Pesa for the current balances",
-        description="202: the balances arrive shortly at our result URL; GET shows them.",
+        description="Without `shortcode`, asks about the PayBill (PAYMENTS SHORTCODE) and the "
+        "shortcode that funds payouts (B2C_SHORTCODE): one inquiry each, labelled. 202: the "
+        "balances arrive shortly at our result URL; GET shows them. An inquiry Daraja refused "
+        "is listed as `failed` with its `result_code`; 502 only when every one was refused.",
         request=BalanceRequestSerializer,
         responses={
-            202: InquirySerializer,
-            502: OpenApiResponse(ErrorSerializer, description="Daraja refused the request."),
+            202: BalanceRefreshSerializer,
+            502: OpenApiResponse(ErrorSerializer, description="Daraja refused every request."),
             **_errors(400, 401, 403, 503),
         },
         tags=["Money out"],
@@ -399,14 +404,16 @@ class BalanceView(StaffAPIView):
     def post(self, request: Request) -> Response:
         serializer = BalanceRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        inquiry = account_balance_request(user=request.user, **serializer.validated_data)
+        inquiries = account_balances_request(user=request.user, **serializer.validated_data)
+        answer = BalanceRefreshSerializer({"inquiries": inquiries}).data
         audit_record(
             actor=request.user,
             action="balance_refresh",
-            outcome=f"asked ({inquiry.status})",
-            details={"via": "api"},
+            outcome="asked: "
+            + ", ".join(f"{i['label']} ({i['status']})" for i in answer["inquiries"]),
+            details={"via": "api", "inquiries": [i["id"] for i in answer["inquiries"]]},
         )
-        return Response(InquirySerializer(inquiry).data, status=status.HTTP_202_ACCEPTED)
+        return Response(answer, status=status.HTTP_202_ACCEPTED)
 
 
 class TransactionRefreshView(StaffAPIView):

@@ -31,9 +31,16 @@ COMPLETED = "completed"
 
 
 class DarajaRefusedError(PaymentsError):
-    """Daraja definitely refused a request; ``code`` is its error code."""
+    """Daraja definitely refused a request; ``code`` is its error code, ``inquiry`` the inquiry
+    it refused (stored as failed), if any."""
 
     code = "daraja_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, inquiry: DarajaInquiry | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.inquiry = inquiry
 
 
 def account_balance_request(
@@ -240,7 +247,7 @@ def _send(inquiry: DarajaInquiry, client: DarajaClient | None, call) -> DarajaIn
         inquiry.result_desc = (exc.error_message or str(exc))[:255]
         inquiry.save()
         raise DarajaRefusedError(
-            inquiry.result_desc, code=exc.error_code or DarajaRefusedError.code
+            inquiry.result_desc, code=exc.error_code or DarajaRefusedError.code, inquiry=inquiry
         ) from exc
     inquiry.status = InquiryStatus.PENDING
     inquiry.originator_conversation_id = ack.originator_conversation_id or ""

@@ -205,7 +205,7 @@ def test_balance_refresh_is_audited(as_manager, manager, daraja, started):
 
     record = the_record("balance_refresh", started)
     assert (record.actor, record.transaction, record.amount) == (manager, None, None)
-    assert record.outcome == "asked (pending)"
+    assert record.outcome == "asked: PayBill 174379 (pending), B2C payouts 600992 (pending)"
 
 
 def test_export_is_audited(as_clerk, clerk, started):

@@ -37,8 +37,9 @@ def test_balance_page_lists_the_newest_snapshot_of_each_account_with_its_age(as_
 
     assert response.status_code == 200
     accounts = response.context["accounts"]
-    assert {s.pk for s, _ in accounts} == {newest.pk, utility.pk}
-    ages = {s.account: age for s, age in accounts}
+    assert {s.pk for _, s, _ in accounts} == {newest.pk, utility.pk}
+    assert {label for label, _, _ in accounts} == {"PayBill 174379"}
+    ages = {s.account: age for _, s, age in accounts}
     assert timedelta(hours=2, minutes=5) <= ages["Working Account"] < timedelta(hours=2, minutes=6)
     page = response.content.decode()
     assert "KES 4321.00" in page
@@ -48,23 +49,26 @@ def test_balance_page_lists_the_newest_snapshot_of_each_account_with_its_age(as_
     assert "30\xa0minutes ago" in page
 
 
-def test_refresh_asks_daraja_for_the_balance(as_manager, manager, daraja):
+def test_refresh_asks_daraja_for_the_balance_of_the_paybill_and_the_payout_shortcode(
+    as_manager, manager, daraja
+):
     accept(daraja, BALANCE_URL)
 
     response = as_manager.post(BALANCE)
 
     assert response.status_code == 302
     assert response["Location"] == BALANCE
-    [request] = sent(daraja, BALANCE_URL)
-    assert request["CommandID"] == "AccountBalance"
-    assert request["PartyA"] == 174379
-    [inquiry] = DarajaInquiry.objects.all()
-    assert (inquiry.kind, inquiry.status, inquiry.requested_by) == (
-        InquiryKind.BALANCE,
-        InquiryStatus.PENDING,
-        manager,
+    requests = sent(daraja, BALANCE_URL)
+    assert {r["CommandID"] for r in requests} == {"AccountBalance"}
+    assert [r["PartyA"] for r in requests] == [174379, 600992]
+    inquiries = DarajaInquiry.objects.order_by("pk")
+    assert [(i.kind, i.status, i.requested_by) for i in inquiries] == 2 * [
+        (InquiryKind.BALANCE, InquiryStatus.PENDING, manager)
+    ]
+    assert (
+        "M-Pesa was asked for the balance of PayBill 174379 and B2C payouts 600992; refresh in "
+        "a few seconds." in messages_of(response)
     )
-    assert any("M-Pesa was asked for the balance" in m for m in messages_of(response))
 
 
 def test_opening_the_balance_page_asks_daraja_nothing(as_manager, daraja):

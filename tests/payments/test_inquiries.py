@@ -57,23 +57,26 @@ def by_account(rows: list[dict]) -> dict[str, dict]:
 
 
 def ask_balance(api, daraja) -> DarajaInquiry:
+    """Ask for the PayBill's balance only."""
     accept(daraja, BALANCE_URL)
-    response = api.post(BALANCE_PATH, {}, format="json")
+    response = api.post(BALANCE_PATH, {"shortcode": "174379"}, format="json")
     assert response.status_code == 202, response.content
-    return DarajaInquiry.objects.get(pk=response.json()["id"])
+    [inquiry] = response.json()["inquiries"]
+    return DarajaInquiry.objects.get(pk=inquiry["id"])
 
 
-def test_balance_request_asks_daraja_and_answers_202_with_the_inquiry(api, daraja):
+def test_balance_request_asks_daraja_and_answers_202_with_the_inquiries(api, daraja):
     accept(daraja, BALANCE_URL)
 
     response = api.post(BALANCE_PATH, {}, format="json")
 
     assert response.status_code == 202, response.content
-    body = response.json()
-    assert (body["kind"], body["status"]) == ("balance", "pending")
-    assert body["conversation_id"].startswith("AG_")
-    inquiry = DarajaInquiry.objects.get(pk=body["id"])
-    (request,) = sent(daraja, BALANCE_URL)
+    paybill, payouts = response.json()["inquiries"]
+    assert (paybill["kind"], paybill["status"]) == ("balance", "pending")
+    assert (paybill["label"], payouts["label"]) == ("PayBill 174379", "B2C payouts 600992")
+    assert paybill["conversation_id"].startswith("AG_")
+    inquiry = DarajaInquiry.objects.get(pk=paybill["id"])
+    request, _ = sent(daraja, BALANCE_URL)
     assert request["CommandID"] == "AccountBalance"
     assert (request["Initiator"], request["PartyA"], request["IdentifierType"]) == (
         "testapi",
@@ -199,7 +202,8 @@ def test_only_staff_holding_view_balance_may_see_or_refresh_the_balance(
     response = getattr(clients[who], method)(BALANCE_PATH, {}, format="json")
 
     assert response.status_code == expected, response.content
-    assert len(sent(daraja, BALANCE_URL)) == (1 if expected == 202 else 0)
+    # The PayBill and the shortcode that funds payouts.
+    assert len(sent(daraja, BALANCE_URL)) == (2 if expected == 202 else 0)
 
 
 # --- Transaction status -----------------------------------------------------------------------

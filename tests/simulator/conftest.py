@@ -163,6 +163,8 @@ def staff_token(django_user_model, username: str = "sim-staff") -> str:
 @pytest.fixture
 def simulator(transactional_db, live_server, settings, django_user_model):
     """The live server as Daraja and as our site; stops the outbox worker afterwards."""
+    # The live server reads ROOT_URLCONF on each request; changing it clears the URL caches.
+    settings.ROOT_URLCONF = "tests.simulator.urls"
     settings.PAYMENTS = simulator_payments(settings.PAYMENTS, live_server.url)
     settings.DARAJA_SIMULATOR = {
         "CALLBACK_DELAY": CALLBACK_DELAY,

@@ -212,7 +212,8 @@ def utility_available(simulator) -> Decimal:
     """Ask for the balance, wait for its result, and read the Utility Account from GET."""
     response = simulator.post(API + "/balance", {})
     assert response.status_code == 202, response.text
-    inquiry_id = response.json()["id"]
+    [inquiry] = response.json()["inquiries"]  # one shortcode both collects and pays out
+    inquiry_id = inquiry["id"]
     wait_for(
         lambda: DarajaInquiry.objects.filter(pk=inquiry_id, status="completed").exists(),
         message="the balance result",
@@ -233,3 +234,31 @@ def test_payments_and_payouts_move_the_balance(simulator, settings):
     simulator.wait_for_transaction(payout["id"], "success")
 
     assert utility_available(simulator) - before == Decimal(100 - 30)
+
+
+def test_the_paybill_and_the_payout_shortcode_report_their_own_balance(simulator):
+    paid = simulator.stk_push(SUCCESS_PHONE, amount=100)  # into the PayBill, 174379
+    simulator.wait_for_stk(paid["checkout_request_id"], "success")
+    payout = pay_out(simulator, SUCCESS_PHONE, amount=30)  # from the payout shortcode, 600992
+    simulator.wait_for_transaction(payout["id"], "success")
+
+    response = simulator.post(API + "/balance", {})
+
+    assert response.status_code == 202, response.text
+    inquiries = response.json()["inquiries"]
+    assert [i["label"] for i in inquiries] == ["PayBill 174379", "B2C payouts 600992"]
+    ids = [i["id"] for i in inquiries]
+    wait_for(
+        lambda: DarajaInquiry.objects.filter(pk__in=ids, status="completed").count() == 2,
+        message="both balance results",
+    )
+    utility = {
+        row["label"]: Decimal(row["available"])
+        for row in simulator.get(API + "/balance").json()
+        if row["account"] == "Utility Account"
+    }
+    # Both started from the simulator's opening balance of KES 1,000,000.
+    assert utility == {
+        "PayBill 174379": Decimal(1_000_000 + 100),
+        "B2C payouts 600992": Decimal(1_000_000 - 30),
+    }
