@@ -681,7 +681,8 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         counts: dict[str, int] = {}
-        ids = [value for value in request.POST.getlist("ids") if value.isdigit()]
+        # ASCII only: Django reads other scripts' digits as numbers, naming other events.
+        ids = [v for v in request.POST.getlist("ids") if v.isascii() and v.isdigit()]
         for event in CallbackEvent.objects.filter(pk__in=ids):
             result = callback_event_process(event=event)
             counts[result.outcome] = counts.get(result.outcome, 0) + 1

@@ -530,6 +530,10 @@ def _whole_shillings(value: int | Decimal | str, *, field: str, minimum: int) ->
 
 
 def _as_number(value: str) -> int | str:
-    """Shortcodes go out as JSON numbers, as in Safaricom's samples, when they are digits."""
+    """Shortcodes go out as JSON numbers, as in Safaricom's samples, when they are digits.
+
+    ASCII digits only: int() reads any script's digits, so another script's would be sent as a
+    number other than the text the caller gave (and stored).
+    """
     text = str(value).strip()
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text
