@@ -647,6 +647,13 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Body as received")
     def pretty_body(self, obj: CallbackEvent) -> str:
+        if obj.raw_body is not None:
+            return format_html(
+                "<p>Not UTF-8 text, or it holds NUL bytes: shown with \\xNN escapes. The exact "
+                "bytes are stored ({} bytes).</p><pre style='white-space:pre-wrap'>{}</pre>",
+                len(obj.raw_body),
+                obj.body,
+            )
         try:
             text = json.dumps(json.loads(obj.body), indent=2, ensure_ascii=False)
         except ValueError:

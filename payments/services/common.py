@@ -142,6 +142,11 @@ def money_out_send(
     return acknowledgement_record(transaction=transaction, ack=ack)
 
 
+def without_nul(text: str) -> str:
+    """``text`` with each NUL written as ``\\x00``: PostgreSQL refuses NUL in text and JSON."""
+    return text.replace("\x00", "\\x00")
+
+
 def text_or_none(value: Any) -> str | None:
     """A value for JSON metadata: Decimals and the like as text, None kept."""
     return None if value is None else str(value)

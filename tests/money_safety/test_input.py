@@ -1,4 +1,5 @@
-"""Issue 9, input: ASCII-only phone digits (9)."""
+"""Issue 9, input: ASCII-only phone digits (9), callback bodies any bytes (10), certificate
+errors caught before a request is written (11)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,28 @@ from django.urls import reverse
 
 from payments.daraja.errors import InvalidPhoneNumberError
 from payments.daraja.phone import normalize_phone_number
-from payments.models import PayoutRequest, Transaction
+from payments.enums import CallbackOutcome, InquiryKind, TransactionStatus, TransactionType
+from payments.models import CallbackEvent, DarajaInquiry, PayoutRequest, Transaction
 from payments.services.checkout import checkout_link_create
 from tests.admin.conftest import ConfirmingClient
-from tests.admin.helpers import PAYOUT
+from tests.admin.helpers import CALLBACKS, PAYOUT
 from tests.payments.conftest import (
     PUSH_PATH,
     STK_PUSH_URL,
     api_client_for,
     calls_to,
+    load_fixture,
     push_accepted,
+    stk_callback,
+    stk_transaction,
 )
-from tests.payments.money_out import BALANCE_PATH, BALANCE_URL, accept, sent, staff_user_with
+from tests.payments.money_out import (
+    BALANCE_PATH,
+    BALANCE_URL,
+    accept,
+    sent,
+    staff_user_with,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -165,6 +176,214 @@ def test_p09_a_shortcode_in_other_digits_is_not_sent_as_another_number(officer, 
     # inquiry records another shortcode.
     [request] = sent(daraja, BALANCE_URL)
     assert request["PartyA"] == shortcode
+
+
+# -- 10. callback bodies with a NUL byte or invalid UTF-8 ---------------------------------------
+
+NUL_BODY = b'{"Body": {"stkCallback": {"ResultCode": 0\x00}}}'
+INVALID_UTF8_BODY = b'{"Result": {"ResultCode": 0, "ResultDesc": "\xff\xfe broken"}}'
+RESULT_ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
+MASKED_C2B = "c2b/c2b_validation_or_confirmation_masked_msisdn.portal.json"
+
+
+def _stk_token() -> str:
+    return stk_transaction(checkout_request_id="ws_CO_p10").callback_token
+
+
+def _money_out_token(transaction_type: str) -> str:
+    return Transaction.objects.create(
+        transaction_type=transaction_type,
+        status=TransactionStatus.PENDING,
+        amount=10,
+        phone_number="254708374149",
+        environment="sandbox",
+        originator_conversation_id=f"p10-{transaction_type}",
+    ).callback_token
+
+
+def _inquiry_token(kind: str) -> str:
+    transaction = None
+    if kind == InquiryKind.STATUS:
+        transaction = Transaction.objects.create(
+            transaction_type=TransactionType.B2C,
+            status=TransactionStatus.UNKNOWN,
+            amount=10,
+            phone_number="254708374149",
+            environment="sandbox",
+        )
+    return DarajaInquiry.objects.create(kind=kind, transaction=transaction).token
+
+
+CALLBACK_ROUTES = {
+    "stk": ("/api/v1/payments/callbacks/stk/{}", _stk_token, RESULT_ACK),
+    "b2c-result": (
+        "/api/v1/payments/callbacks/b2c/{}/result",
+        lambda: _money_out_token(TransactionType.B2C),
+        RESULT_ACK,
+    ),
+    "b2c-timeout": (
+        "/api/v1/payments/callbacks/b2c/{}/timeout",
+        lambda: _money_out_token(TransactionType.B2C),
+        RESULT_ACK,
+    ),
+    "reversal-result": (
+        "/api/v1/payments/callbacks/reversal/{}/result",
+        lambda: _money_out_token(TransactionType.REVERSAL),
+        RESULT_ACK,
+    ),
+    "reversal-timeout": (
+        "/api/v1/payments/callbacks/reversal/{}/timeout",
+        lambda: _money_out_token(TransactionType.REVERSAL),
+        RESULT_ACK,
+    ),
+    "balance-result": (
+        "/api/v1/payments/callbacks/balance/{}/result",
+        lambda: _inquiry_token(InquiryKind.BALANCE),
+        RESULT_ACK,
+    ),
+    "balance-timeout": (
+        "/api/v1/payments/callbacks/balance/{}/timeout",
+        lambda: _inquiry_token(InquiryKind.BALANCE),
+        RESULT_ACK,
+    ),
+    "status-result": (
+        "/api/v1/payments/callbacks/status/{}/result",
+        lambda: _inquiry_token(InquiryKind.STATUS),
+        RESULT_ACK,
+    ),
+    "status-timeout": (
+        "/api/v1/payments/callbacks/status/{}/timeout",
+        lambda: _inquiry_token(InquiryKind.STATUS),
+        RESULT_ACK,
+    ),
+    "c2b-validation": (
+        "/api/v1/payments/callbacks/c2b/{}/validation",
+        lambda: settings.PAYMENTS["CALLBACK_SECRET"],
+        {"ResultCode": "C2B00016", "ResultDesc": "Rejected"},
+    ),
+    "c2b-confirmation": (
+        "/api/v1/payments/callbacks/c2b/{}/confirmation",
+        lambda: settings.PAYMENTS["CALLBACK_SECRET"],
+        {"ResultCode": 0, "ResultDesc": "Success"},
+    ),
+}
+
+
+@pytest.mark.parametrize("body", [NUL_BODY, INVALID_UTF8_BODY], ids=["nul", "invalid-utf8"])
+@pytest.mark.parametrize("route", CALLBACK_ROUTES)
+def test_p10_odd_bytes_are_stored_exactly_and_acknowledged(client, route, body):
+    path, token, acknowledgement = CALLBACK_ROUTES[route]
+
+    response = client.post(path.format(token()), body, content_type="application/json")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == acknowledgement
+    [event] = CallbackEvent.objects.all()
+    assert event.received_bytes == body
+    assert "\x00" not in event.body and "\ufffd" not in event.body
+    assert "\\x00" in event.body or "\\xff\\xfe broken" in event.body
+    assert event.outcome != CallbackOutcome.RECEIVED  # processed (into an error), not lost
+    assert "\x00" not in event.error
+
+
+def test_p10_a_confirmation_with_a_stray_byte_is_kept_exactly_and_still_books_the_payment(
+    client, django_capture_on_commit_callbacks
+):
+    # A Latin-1 byte in the payer's name: not UTF-8, as no genuine body should be.
+    notification = {**load_fixture(MASKED_C2B), "FirstName": "JOS@"}
+    body = json.dumps(notification).encode().replace(b"JOS@", b"JOS\xc9")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("payments:c2b-confirmation", args=[settings.PAYMENTS["CALLBACK_SECRET"]]),
+            body,
+            content_type="application/json",
+        )
+
+    assert response.status_code == 200
+    [event] = CallbackEvent.objects.all()
+    assert event.received_bytes == body
+    assert event.outcome == CallbackOutcome.PROCESSED, event.error
+    [payment] = Transaction.objects.filter(transaction_type=TransactionType.C2B)
+    assert payment.counterparty_name == "JOS\ufffd"
+    assert payment.mpesa_receipt_number == notification["TransID"]
+
+
+def test_p10_a_nul_escaped_inside_the_json_never_reaches_a_text_column(client):
+    transaction = stk_transaction(checkout_request_id="ws_CO_p10_escaped")
+    body = stk_callback(
+        checkout_request_id="ws_CO_p10_escaped", amount=1, phone_number="254708374149"
+    )
+    callback = body["Body"]["stkCallback"]
+    callback["ResultDesc"] = "The service request is processed successfully.\x00"
+    for item in callback["CallbackMetadata"]["Item"]:
+        if item["Name"] == "MpesaReceiptNumber":
+            item["Value"] = "NLJ7RT61SV\x00"
+
+    response = client.post(
+        f"/api/v1/payments/callbacks/stk/{transaction.callback_token}",
+        json.dumps(body),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    [event] = CallbackEvent.objects.all()
+    assert event.outcome == CallbackOutcome.PROCESSED, event.error
+    transaction.refresh_from_db()
+    assert transaction.status == TransactionStatus.SUCCESS
+    assert "\x00" not in transaction.result_desc
+    assert "\x00" not in transaction.mpesa_receipt_number
+    assert "\x00" not in json.dumps(transaction.metadata)
+
+
+def test_p10_a_header_with_a_nul_is_stored_without_it(client):
+    token = _stk_token()
+
+    response = client.post(
+        f"/api/v1/payments/callbacks/stk/{token}",
+        NUL_BODY,
+        content_type="application/json",
+        HTTP_USER_AGENT="Daraja\x00probe",
+    )
+
+    assert response.status_code == 200
+    [event] = CallbackEvent.objects.all()
+    assert "\x00" not in json.dumps(event.headers)
+    assert event.headers["User-Agent"].startswith("Daraja")
+
+
+def test_p10_the_callback_inbox_shows_such_an_event(client, superuser_client):
+    token = _stk_token()
+    client.post(
+        f"/api/v1/payments/callbacks/stk/{token}", NUL_BODY, content_type="application/json"
+    )
+    client.post(
+        f"/api/v1/payments/callbacks/stk/{token}",
+        INVALID_UTF8_BODY,
+        content_type="application/json",
+    )
+
+    listing = superuser_client.get(CALLBACKS)
+    found = superuser_client.get(CALLBACKS, {"q": "broken"})
+    pages = [
+        superuser_client.get(f"{CALLBACKS}{event.pk}/change/")
+        for event in CallbackEvent.objects.all()
+    ]
+
+    assert listing.status_code == 200
+    assert found.status_code == 200 and found.context["cl"].result_count == 1
+    assert [page.status_code for page in pages] == [200, 200]
+    shown = "".join(page.content.decode() for page in pages)
+    assert "\\x00" in shown
+    assert "\\xff\\xfe broken" in shown
+    assert "exact bytes" in shown
+
+
+@pytest.fixture
+def superuser_client(django_user_model) -> Client:
+    browser = Client()
+    browser.force_login(django_user_model.objects.create_superuser("root", password="pw-root-1"))
+    return browser
 
 
 @pytest.fixture
