@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from payments.conf import payments_settings
+from payments.daraja.client import DarajaClient
 from payments.daraja.dates import NAIROBI
 from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.daraja.phone import normalize_phone_number
@@ -112,6 +113,19 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
             field, f"must be a whole number of shillings from {minimum} to {maximum}"
         )
     return int(value)
+
+
+def security_credential_check(*, client: DarajaClient, what: str) -> None:
+    """Make the SecurityCredential before anything is recorded: a certificate that cannot be
+    read is a configuration error, never a request left ``unknown`` or ``failed``."""
+    try:
+        client.security_credential()
+    except DarajaConfigurationError as exc:
+        raise PaymentsNotConfiguredError(
+            f"{what} cannot be sent: {exc}. Check PAYMENTS CERTIFICATE_PATH and "
+            "INITIATOR_PASSWORD (MPESA_CERTIFICATE_PATH, MPESA_INITIATOR_PASSWORD), or set "
+            "MPESA_SECURITY_CREDENTIAL."
+        ) from exc
 
 
 def money_out_send(

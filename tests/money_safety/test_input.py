@@ -3,13 +3,21 @@ errors caught before a request is written (11)."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from payments.checks import check_payments_settings
 from payments.daraja.errors import InvalidPhoneNumberError
 from payments.daraja.phone import normalize_phone_number
 from payments.enums import CallbackOutcome, InquiryKind, TransactionStatus, TransactionType
@@ -28,9 +36,16 @@ from tests.payments.conftest import (
     stk_transaction,
 )
 from tests.payments.money_out import (
+    B2C_PATH,
+    B2C_URL,
     BALANCE_PATH,
     BALANCE_URL,
+    REFRESH_PATH,
+    REVERSAL_URL,
+    REVERSE_PATH,
+    STATUS_URL,
     accept,
+    paid_transaction,
     sent,
     staff_user_with,
 )
@@ -341,7 +356,7 @@ def test_p10_a_header_with_a_nul_is_stored_without_it(client):
 
     response = client.post(
         f"/api/v1/payments/callbacks/stk/{token}",
-        NUL_BODY,
+        b"{}",
         content_type="application/json",
         HTTP_USER_AGENT="Daraja\x00probe",
     )
@@ -386,6 +401,60 @@ def superuser_client(django_user_model) -> Client:
     return browser
 
 
+# -- 11. certificate and SecurityCredential errors ----------------------------------------------
+
+INITIATOR_PASSWORD = "ip-SECRET-Pa55word"
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def certificates(tmp_path, rsa_key) -> dict[str, Path]:
+    """A throwaway certificate as PEM and DER, and files that are not certificates."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "apicrypt.test")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(rsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(rsa_key, hashes.SHA256())
+    )
+    files = {
+        "pem": certificate.public_bytes(serialization.Encoding.PEM),
+        "der": certificate.public_bytes(serialization.Encoding.DER),
+        "garbage": b"this is not a certificate\n",
+        "truncated-pem": certificate.public_bytes(serialization.Encoding.PEM)[:300],
+        "private-key": rsa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    }
+    paths = {}
+    for kind, content in files.items():
+        paths[kind] = tmp_path / f"{kind}.cer"
+        paths[kind].write_bytes(content)
+    paths["missing"] = tmp_path / "no-such.cer"
+    paths["directory"] = tmp_path
+    return paths
+
+
+BROKEN_CERTIFICATES = ["garbage", "truncated-pem", "private-key", "missing", "directory"]
+
+
+def certificate_settings(path: Path) -> override_settings:
+    return with_payments(
+        SECURITY_CREDENTIAL="", INITIATOR_PASSWORD=INITIATOR_PASSWORD, CERTIFICATE_PATH=str(path)
+    )
+
+
 @pytest.fixture
 def officer(django_user_model):
     """Staff allowed every money-out and inquiry operation of the API."""
@@ -393,3 +462,138 @@ def officer(django_user_model):
         django_user_model, "officer", "pay_out", "refund", "view_balance", "query_status"
     )
     return api_client_for(user)
+
+
+def _payout(api):
+    return api.post(
+        B2C_PATH,
+        {"phone_number": "0708374149", "amount": 10, "remarks": "Refund order 42"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="p11-payout",
+    )
+
+
+def _reversal(api):
+    payment = paid_transaction()
+    return api.post(
+        REVERSE_PATH,
+        {"transaction": str(payment.pk), "remarks": "Refund"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="p11-reversal",
+    )
+
+
+def _balance(api):
+    return api.post(BALANCE_PATH, {}, format="json")
+
+
+def _status(api):
+    payout = Transaction.objects.create(
+        transaction_type=TransactionType.B2C,
+        status=TransactionStatus.UNKNOWN,
+        amount=10,
+        phone_number="254708374149",
+        environment="sandbox",
+        originator_conversation_id="b2c-p11-status",
+    )
+    return api.post(REFRESH_PATH.format(payout.pk))
+
+
+# How to ask for each operation through the API, and the Daraja URL it would reach.
+OPERATIONS = {
+    "b2c": (_payout, B2C_URL),
+    "reversal": (_reversal, REVERSAL_URL),
+    "balance": (_balance, BALANCE_URL),
+    "status": (_status, STATUS_URL),
+}
+
+
+def rows() -> dict[str, int]:
+    return {
+        "money_out": Transaction.objects.filter(
+            transaction_type__in=(TransactionType.B2C, TransactionType.REVERSAL)
+        ).count(),
+        "inquiries": DarajaInquiry.objects.count(),
+        "payout_requests": PayoutRequest.objects.count(),
+    }
+
+
+@pytest.mark.parametrize("broken", BROKEN_CERTIFICATES)
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_p11_a_bad_certificate_is_a_503_before_any_row_is_written(
+    officer, daraja, certificates, operation, broken
+):
+    request, url = OPERATIONS[operation]
+    accept(daraja, url)
+
+    with certificate_settings(certificates[broken]):
+        response = request(officer)
+        written = rows()
+
+    assert response.status_code == 503, response.content
+    body = response.json()
+    assert body["code"] == "not_configured"
+    assert str(certificates[broken]) in body["detail"]
+    assert "certificate" in body["detail"]
+    assert INITIATOR_PASSWORD not in body["detail"]
+    # Only the row the test itself made for a status query: nothing for the request.
+    assert written == {
+        "money_out": 1 if operation == "status" else 0,
+        "inquiries": 0,
+        "payout_requests": 0,
+    }
+    assert sent(daraja, url) == []
+
+
+@pytest.mark.parametrize("form", ["pem", "der"])
+def test_p11_pem_and_der_certificates_both_make_the_credential(
+    officer, daraja, certificates, rsa_key, form
+):
+    accept(daraja, B2C_URL)
+
+    with certificate_settings(certificates[form]):
+        response = _payout(officer)
+
+    assert response.status_code == 202, response.content
+    [request] = sent(daraja, B2C_URL)
+    credential = base64.b64decode(request["SecurityCredential"])
+    assert rsa_key.decrypt(credential, padding.PKCS1v15()) == INITIATOR_PASSWORD.encode()
+
+
+def e008(**payments) -> list:
+    with with_payments(**payments), override_settings(DEBUG=False):
+        return [m for m in check_payments_settings() if m.id == "payments.E008"]
+
+
+@pytest.mark.parametrize("broken", BROKEN_CERTIFICATES)
+def test_p11_system_check_e008_reports_a_bad_certificate(certificates, broken):
+    [error] = e008(
+        SECURITY_CREDENTIAL="",
+        INITIATOR_PASSWORD=INITIATOR_PASSWORD,
+        CERTIFICATE_PATH=str(certificates[broken]),
+    )
+
+    assert str(certificates[broken]) in error.msg
+    assert "MPESA_CERTIFICATE_PATH" in error.hint
+    assert INITIATOR_PASSWORD not in f"{error.msg} {error.hint}"
+
+
+@pytest.mark.parametrize(
+    "payments",
+    [
+        pytest.param({"CERTIFICATE_PATH": "pem"}, id="pem"),
+        pytest.param({"CERTIFICATE_PATH": "der"}, id="der"),
+        pytest.param(
+            {"CERTIFICATE_PATH": "garbage", "SECURITY_CREDENTIAL": "precomputed"},
+            id="security-credential-set",
+        ),
+        pytest.param({"CERTIFICATE_PATH": "garbage", "INITIATOR_PASSWORD": ""}, id="no-password"),
+        pytest.param({"CERTIFICATE_PATH": ""}, id="no-certificate"),
+    ],
+)
+def test_p11_system_check_e008_is_silent_otherwise(certificates, payments):
+    values = {"SECURITY_CREDENTIAL": "", "INITIATOR_PASSWORD": INITIATOR_PASSWORD, **payments}
+    name = values["CERTIFICATE_PATH"]
+    values["CERTIFICATE_PATH"] = str(certificates[name]) if name else ""
+
+    assert e008(**values) == []
