@@ -665,6 +665,13 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Body as received")
     def pretty_body(self, obj: CallbackEvent) -> str:
+        if obj.raw_body is not None:
+            return format_html(
+                "<p>Not UTF-8 text, or it holds NUL bytes: shown with \\xNN escapes. The exact "
+                "bytes are stored ({} bytes).</p><pre style='white-space:pre-wrap'>{}</pre>",
+                len(obj.raw_body),
+                obj.body,
+            )
         try:
             text = json.dumps(json.loads(obj.body), indent=2, ensure_ascii=False)
         except ValueError:
@@ -699,7 +706,8 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method != "POST":
             raise PermissionDenied
         counts: dict[str, int] = {}
-        ids = [value for value in request.POST.getlist("ids") if value.isdigit()]
+        # ASCII only: Django reads other scripts' digits as numbers, naming other events.
+        ids = [v for v in request.POST.getlist("ids") if v.isascii() and v.isdigit()]
         for event in CallbackEvent.objects.filter(pk__in=ids):
             result = callback_event_process(event=event)
             counts[result.outcome] = counts.get(result.outcome, 0) + 1

@@ -10,6 +10,8 @@ from django.core.checks import Error, Warning, register
 
 from payments.conf import ENVIRONMENTS, STK_TRANSACTION_TYPES, is_missing, payments_settings
 from payments.daraja.config import banned_url_words, resolve_base_url
+from payments.daraja.errors import DarajaConfigurationError
+from payments.daraja.security import read_certificate
 
 CREDENTIAL_SETTINGS = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "PASSKEY")
 
@@ -110,6 +112,22 @@ def check_payments_settings(app_configs: Any = None, **kwargs: Any) -> list:
                     str(exc),
                     hint="MPESA_BASE_URL must be https, or http on a loopback host only.",
                     id="payments.E007",
+                )
+            )
+
+    if is_missing(s.SECURITY_CREDENTIAL) and not s.missing(
+        ("INITIATOR_PASSWORD", "CERTIFICATE_PATH")
+    ):
+        try:
+            read_certificate(str(s.CERTIFICATE_PATH))
+        except DarajaConfigurationError as exc:
+            messages.append(
+                Error(
+                    f"The SecurityCredential cannot be made: {exc}.",
+                    hint="Point MPESA_CERTIFICATE_PATH (PAYMENTS['CERTIFICATE_PATH']) at the "
+                    "certificate of this environment from the Daraja portal (PEM or DER), "
+                    "readable by this server, or set MPESA_SECURITY_CREDENTIAL instead.",
+                    id="payments.E008",
                 )
             )
 

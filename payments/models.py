@@ -192,7 +192,14 @@ class CallbackEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     headers = models.JSONField(default=dict, blank=True)
-    body = models.TextField(blank=True, help_text="Exactly as received, even when not JSON.")
+    body = models.TextField(
+        blank=True,
+        help_text="Exactly as received when it is UTF-8 text without NUL bytes (the normal "
+        "case); otherwise a readable rendering with \\xNN escapes, the bytes being in raw_body.",
+    )
+    # A text column holds neither NUL (PostgreSQL refuses it) nor invalid UTF-8: such bodies
+    # keep their exact bytes here. Read both through received_bytes.
+    raw_body = models.BinaryField(null=True, blank=True, editable=False)
     outcome = models.CharField(
         max_length=16,
         choices=CallbackOutcome.choices,
@@ -222,6 +229,13 @@ class CallbackEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} callback {self.pk} ({self.outcome})"
+
+    @property
+    def received_bytes(self) -> bytes:
+        """The body exactly as it was posted, whichever column holds it."""
+        if self.raw_body is not None:
+            return bytes(self.raw_body)  # a memoryview on PostgreSQL
+        return self.body.encode("utf-8")
 
 
 class DarajaInquiry(models.Model):

@@ -26,8 +26,11 @@ from payments.daraja.config import banned_url_words
 from simulator import engine
 from simulator.models import C2BRegistration, SimulatedRequest, SimulatedToken
 
-MSISDN = re.compile(r"254[17]\d{8}")
-TIMESTAMP = re.compile(r"\d{14}")
+# [0-9], not \d or str.isdigit(), which take any script's digits: like our client, the double
+# refuses numbers written in them.
+DIGITS = re.compile(r"[0-9]+")
+MSISDN = re.compile(r"254[17][0-9]{8}")
+TIMESTAMP = re.compile(r"[0-9]{14}")
 
 
 class DarajaFault(Exception):
@@ -183,7 +186,7 @@ def stk_push(request: HttpRequest, payload: dict) -> JsonResponse:
     party_b = str(payload.get("PartyB", ""))
     if transaction_type == "CustomerPayBillOnline" and party_b != shortcode:
         raise bad_request("PartyB")
-    if not party_b.isdigit():
+    if not DIGITS.fullmatch(party_b):
         raise bad_request("PartyB")
     _url(payload, "CallBackURL")
     if not 1 <= len(str(payload.get("AccountReference", ""))) <= 12:
@@ -240,7 +243,7 @@ def stk_query(request: HttpRequest, payload: dict) -> JsonResponse:
 @daraja_post
 def c2b_register(request: HttpRequest, payload: dict, version: str) -> JsonResponse:
     shortcode = str(payload.get("ShortCode", ""))
-    if not shortcode.isdigit():
+    if not DIGITS.fullmatch(shortcode):
         raise bad_request("ShortCode")
     if payload.get("ResponseType") not in ("Completed", "Cancelled"):
         raise bad_request("ResponseType")
@@ -269,7 +272,7 @@ def c2b_register(request: HttpRequest, payload: dict, version: str) -> JsonRespo
 
 @daraja_post
 def c2b_simulate(request: HttpRequest, payload: dict, version: str) -> JsonResponse:
-    if not str(payload.get("ShortCode", "")).isdigit():
+    if not DIGITS.fullmatch(str(payload.get("ShortCode", ""))):
         raise bad_request("ShortCode")
     if payload.get("CommandID") not in ("CustomerPayBillOnline", "CustomerBuyGoodsOnline"):
         raise bad_request("CommandID")
@@ -368,7 +371,7 @@ def account_balance(request: HttpRequest, payload: dict) -> JsonResponse:
     if payload.get("CommandID") != "AccountBalance":
         raise bad_request("CommandID")
     shortcode = str(payload.get("PartyA", ""))
-    if not shortcode.isdigit():
+    if not DIGITS.fullmatch(shortcode):
         raise bad_request("PartyA")
     _url(payload, "ResultURL")
     _url(payload, "QueueTimeOutURL")

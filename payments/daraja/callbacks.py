@@ -26,14 +26,30 @@ _Pairs = list[tuple[str, Any]]
 
 def _load(body: CallbackBody) -> dict[str, Any]:
     data: Any = body
-    if isinstance(body, str | bytes | bytearray):
+    if isinstance(body, bytes | bytearray):
+        # Daraja posts UTF-8. A stray invalid byte (in a payer's name, say) must not make a
+        # payment unreadable: it reads as U+FFFD, and the caller keeps the exact bytes.
+        data = bytes(body).decode("utf-8", errors="replace")
+    if isinstance(data, str):
         try:
-            data = json.loads(body)
-        except ValueError as exc:  # also covers UnicodeDecodeError on bytes
+            data = json.loads(data)
+        except ValueError as exc:
             raise DarajaCallbackError("body is not valid JSON", raw=body) from exc
     if not isinstance(data, dict):
         raise DarajaCallbackError("body is not a JSON object", raw=body)
-    return data
+    return _without_nul(data)
+
+
+def _without_nul(value: Any) -> Any:
+    """JSON can escape a NUL ("\\u0000"). No Daraja value holds one and databases refuse it in
+    text, so it reads as U+FFFD, like an invalid byte, in keys and values alike."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _key(name: Any) -> str:

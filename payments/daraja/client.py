@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -36,7 +35,7 @@ from .responses import (
     StkPushResponse,
     StkQueryResponse,
 )
-from .security import security_credential, stk_password, stk_timestamp
+from .security import read_certificate, security_credential, stk_password, stk_timestamp
 from .transport import Transport, error_code_of, optional_text
 
 logger = logging.getLogger(__name__)
@@ -286,7 +285,7 @@ class DarajaClient:
         payload: dict[str, Any] = {
             "OriginatorConversationID": originator_conversation_id,
             "InitiatorName": self.config.initiator_name,
-            "SecurityCredential": self._security_credential(),
+            "SecurityCredential": self.security_credential(),
             "CommandID": command_id,
             "Amount": _whole_shillings(amount, field="amount", minimum=1),
             "PartyA": _as_number(self.config.b2c_shortcode),
@@ -314,7 +313,7 @@ class DarajaClient:
         _require(self.config, "initiator_name")
         payload = {
             "Initiator": self.config.initiator_name,
-            "SecurityCredential": self._security_credential(),
+            "SecurityCredential": self.security_credential(),
             "CommandID": "AccountBalance",
             "PartyA": self._shortcode(shortcode),
             "IdentifierType": identifier_type,
@@ -345,7 +344,7 @@ class DarajaClient:
         _require(self.config, "initiator_name")
         payload: dict[str, Any] = {
             "Initiator": self.config.initiator_name,
-            "SecurityCredential": self._security_credential(),
+            "SecurityCredential": self.security_credential(),
             "CommandID": "TransactionStatusQuery",
             "PartyA": self._shortcode(shortcode),
             "IdentifierType": identifier_type,
@@ -380,7 +379,7 @@ class DarajaClient:
         _require(self.config, "initiator_name")
         payload: dict[str, Any] = {
             "Initiator": self.config.initiator_name,
-            "SecurityCredential": self._security_credential(),
+            "SecurityCredential": self.security_credential(),
             "CommandID": "TransactionReversal",
             "TransactionID": transaction_id,
             "Amount": _whole_shillings(amount, field="amount", minimum=1),
@@ -460,21 +459,28 @@ class DarajaClient:
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    def _security_credential(self) -> str:
-        """The configured credential, else one computed from password and certificate, once."""
+    def security_credential(self) -> str:
+        """The SecurityCredential: the configured one, else made once from the initiator
+        password and the certificate (PEM or DER).
+
+        Raises DarajaConfigurationError, naming the setting and the file but never the
+        password, when it cannot be made: call it before recording a request that needs it.
+        """
         if self.config.security_credential:
             return self.config.security_credential
         with self._credential_lock:
             if self._credential is None:
                 _require(self.config, "initiator_password", "certificate_path")
+                path = self.config.certificate_path
+                certificate = read_certificate(path)
                 try:
-                    pem = Path(self.config.certificate_path).read_bytes()
-                except OSError as exc:
+                    self._credential = security_credential(
+                        self.config.initiator_password, certificate
+                    )
+                except ValueError as exc:  # a password too long for the key
                     raise DarajaConfigurationError(
-                        f"cannot read the M-Pesa certificate at {self.config.certificate_path}: "
-                        f"{exc.strerror}"
+                        f"cannot encrypt initiator_password with the certificate at {path}: {exc}"
                     ) from None
-                self._credential = security_credential(self.config.initiator_password, pem)
             return self._credential
 
     def _shortcode(self, shortcode: str | None) -> int | str:
@@ -534,6 +540,10 @@ def _whole_shillings(value: int | Decimal | str, *, field: str, minimum: int) ->
 
 
 def _as_number(value: str) -> int | str:
-    """Shortcodes go out as JSON numbers, as in Safaricom's samples, when they are digits."""
+    """Shortcodes go out as JSON numbers, as in Safaricom's samples, when they are digits.
+
+    ASCII digits only: int() reads any script's digits, so another script's would be sent as a
+    number other than the text the caller gave (and stored).
+    """
     text = str(value).strip()
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text

@@ -14,7 +14,11 @@ ACCEPTED_FORMS = (
 # The rejected value is not echoed back: error messages end up in logs.
 INVALID_PHONE_MESSAGE = f"not a Kenyan mobile number. Accepted forms: {ACCEPTED_FORMS}."
 _SEPARATORS = re.compile(r"[\s\-().]")
-_MSISDN = re.compile(r"254[17]\d{8}")
+# [0-9], never \d or str.isdigit(): those take the digits of every script ("07" followed by
+# Arabic-Indic digits), so the stored number would differ from the one Daraja reports back and
+# per-phone limits would count it as another phone.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_MSISDN = re.compile(r"254[17][0-9]{8}")
 
 
 def normalize_phone_number(raw: str | int, *, field: str = "phone_number") -> str:
@@ -28,7 +32,7 @@ def normalize_phone_number(raw: str | int, *, field: str = "phone_number") -> st
         text = text[1:]
         if not text.startswith("254"):
             raise InvalidPhoneNumberError(field, INVALID_PHONE_MESSAGE)
-    if not text.isdigit():
+    if not _ASCII_DIGITS.fullmatch(text):
         raise InvalidPhoneNumberError(field, INVALID_PHONE_MESSAGE)
     if len(text) == 10 and text[0] == "0":
         text = "254" + text[1:]

@@ -19,6 +19,7 @@ from payments.services.common import (
     ledger_lock,
     money_out_send,
     nairobi_day_start,
+    security_credential_check,
     send_on_commit,
     validated_phone_number,
     validated_whole_amount,
@@ -65,6 +66,7 @@ def b2c_payout_initiate(
             f"B2C payouts are not configured on this server (missing {', '.join(missing)})."
         )
     client = client or get_daraja_client()
+    security_credential_check(client=client, what="B2C payouts")
 
     transaction_id = uuid.uuid4()
     # Durable: the row is committed before Daraja is called, even inside a caller's atomic().

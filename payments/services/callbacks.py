@@ -37,7 +37,7 @@ from payments.enums import (
 from payments.models import CallbackEvent, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
 from payments.services.c2b import C2BBooking, c2b_confirmation_record
-from payments.services.common import amount_matches, text_or_none
+from payments.services.common import amount_matches, text_or_none, without_nul
 from payments.services.inquiries import (
     balance_result_apply,
     inquiry_queue_timeout_apply,
@@ -65,14 +65,27 @@ def callback_event_record(
     headers: dict[str, str],
 ) -> CallbackEvent:
     """Store a callback exactly as received, before any parsing. Committed on return."""
-    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    kept = {name: without_nul(headers[name]) for name in KEPT_HEADERS if name in headers}
     return CallbackEvent.objects.create(
         kind=kind,
         token=token,
-        body=body.decode("utf-8", errors="replace"),
         source_ip=source_ip,
         headers=kept,
+        **_body_columns(body),
     )
+
+
+def _body_columns(body: bytes) -> dict[str, Any]:
+    """The text when the body is UTF-8 without NUL (the normal case, searchable in the admin);
+    otherwise the exact bytes, and a readable rendering as the text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        return {"body": text}
+    rendering = without_nul(body.decode("utf-8", errors="backslashreplace"))
+    return {"body": rendering, "raw_body": body}
 
 
 def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
@@ -91,7 +104,8 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
         logger.exception("callback event %s failed to process", event.pk)
         CallbackEvent.objects.filter(pk=event.pk).update(
             outcome=CallbackOutcome.ERROR,
-            error=traceback.format_exc()[-4000:],
+            # An exception's message may quote anything, a NUL included.
+            error=without_nul(traceback.format_exc()[-4000:]),
             processed_at=timezone.now(),
         )
         return CallbackEvent.objects.get(pk=event.pk)
@@ -114,7 +128,7 @@ def _process_stk_callback(event: CallbackEvent) -> None:
     if transaction is None:
         return
     try:
-        callback = parse_stk_callback(event.body)
+        callback = parse_stk_callback(event.received_bytes)
     except DarajaCallbackError as exc:
         _settle_event(event, CallbackOutcome.ERROR, f"unreadable STK callback: {exc.message}")
         return
@@ -215,7 +229,7 @@ def _process_money_out_result(event: CallbackEvent, *, what: str, parse, apply) 
     if transaction is None:
         return
     try:
-        result = parse(event.body)
+        result = parse(event.received_bytes)
     except DarajaCallbackError as exc:
         _settle_event(event, CallbackOutcome.ERROR, f"unreadable {what} result: {exc.message}")
         return
@@ -280,7 +294,7 @@ def _process_transaction_queue_timeout(event: CallbackEvent) -> None:
     if transaction is None:
         return
     try:
-        parse_queue_timeout(event.body)
+        parse_queue_timeout(event.received_bytes)
     except DarajaCallbackError as exc:
         # The URL alone says what happened; an odd body does not change that.
         event.error = f"unreadable queue timeout body: {exc.message}"
@@ -299,7 +313,7 @@ def _open_inquiry_result(event: CallbackEvent, *, what: str, parse):
     if inquiry is None:
         return None
     try:
-        result = parse(event.body)
+        result = parse(event.received_bytes)
     except DarajaCallbackError as exc:
         _settle_event(event, CallbackOutcome.ERROR, f"unreadable {what} result: {exc.message}")
         return None
@@ -343,7 +357,7 @@ def _process_inquiry_queue_timeout(event: CallbackEvent) -> None:
 
 def _process_c2b_confirmation(event: CallbackEvent) -> None:
     try:
-        notification = parse_c2b_notification(event.body)
+        notification = parse_c2b_notification(event.received_bytes)
     except DarajaCallbackError as exc:
         _settle_event(event, CallbackOutcome.ERROR, f"unreadable C2B confirmation: {exc.message}")
         return

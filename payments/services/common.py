@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from payments.conf import payments_settings
+from payments.daraja.client import DarajaClient
 from payments.daraja.dates import NAIROBI
 from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.daraja.phone import normalize_phone_number
@@ -141,6 +142,19 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
     return int(value)
 
 
+def security_credential_check(*, client: DarajaClient, what: str) -> None:
+    """Make the SecurityCredential before anything is recorded: a certificate that cannot be
+    read is a configuration error, never a request left ``unknown`` or ``failed``."""
+    try:
+        client.security_credential()
+    except DarajaConfigurationError as exc:
+        raise PaymentsNotConfiguredError(
+            f"{what} cannot be sent: {exc}. Check PAYMENTS CERTIFICATE_PATH and "
+            "INITIATOR_PASSWORD (MPESA_CERTIFICATE_PATH, MPESA_INITIATOR_PASSWORD), or set "
+            "MPESA_SECURITY_CREDENTIAL."
+        ) from exc
+
+
 def money_out_send(
     *, transaction: Transaction, what: str, send: Callable[[str, str], Any]
 ) -> Transaction:
@@ -167,6 +181,11 @@ def money_out_send(
         raise PaymentsNotConfiguredError(f"{what} is misconfigured: {exc}") from exc
     logger.info("%s %s accepted", what, transaction.pk, extra=log_extra)
     return acknowledgement_record(transaction=transaction, ack=ack)
+
+
+def without_nul(text: str) -> str:
+    """``text`` with each NUL written as ``\\x00``: PostgreSQL refuses NUL in text and JSON."""
+    return text.replace("\x00", "\\x00")
 
 
 def text_or_none(value: Any) -> str | None:

@@ -17,7 +17,12 @@ from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, Payme
 from payments.gateway import get_daraja_client
 from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
-from payments.services.common import amount_matches, callback_url, error_details
+from payments.services.common import (
+    amount_matches,
+    callback_url,
+    error_details,
+    security_credential_check,
+)
 from payments.services.reversals import reversal_result_apply
 from payments.services.stk_push import stk_payment_book, stk_query_settle
 from payments.signals import balance_updated
@@ -48,6 +53,7 @@ def account_balance_request(
 ) -> DarajaInquiry:
     """Ask Daraja for the shortcode's balances; they arrive later as a result callback."""
     shortcode = shortcode or str(payments_settings.SHORTCODE)
+    client = _ready_client(client)
     # Durable: committed before Daraja is called, so its result always finds it.
     with db_transaction.atomic(durable=True):
         inquiry = DarajaInquiry.objects.create(
@@ -79,6 +85,7 @@ def transaction_status_query(
         )
         raise PaymentValidationError("transaction", f"has {reason}")
     shortcode = transaction.shortcode or str(payments_settings.SHORTCODE)
+    client = _ready_client(client)
     # Durable: committed before Daraja is called, so its result always finds it.
     with db_transaction.atomic(durable=True):
         inquiry = DarajaInquiry.objects.create(
@@ -216,16 +223,20 @@ def _inquiry_settle(inquiry: DarajaInquiry, result_code: str, result_desc: str) 
     inquiry.save()
 
 
-def _send(inquiry: DarajaInquiry, client: DarajaClient | None, call) -> DarajaInquiry:
+def _ready_client(client: DarajaClient | None) -> DarajaClient:
+    """The client, once an inquiry can be sent: checked before it is recorded, so a server
+    that cannot send one records nothing."""
     missing = payments_settings.missing(REQUIRED_FOR_INQUIRIES)
     if missing:
-        inquiry.status = InquiryStatus.FAILED
-        inquiry.result_desc = "not configured"
-        inquiry.save()
         raise PaymentsNotConfiguredError(
             f"M-Pesa inquiries are not configured on this server (missing {', '.join(missing)})."
         )
     client = client or get_daraja_client()
+    security_credential_check(client=client, what="M-Pesa inquiries")
+    return client
+
+
+def _send(inquiry: DarajaInquiry, client: DarajaClient, call) -> DarajaInquiry:
     kind = inquiry.kind
     try:
         ack = call(

@@ -18,6 +18,7 @@ from payments.gateway import get_daraja_client
 from payments.models import Transaction
 from payments.services.common import (
     money_out_send,
+    security_credential_check,
     send_on_commit,
 )
 from payments.signals import reversal_completed, reversal_failed
@@ -56,6 +57,7 @@ def reversal_initiate(
             f"Reversals are not configured on this server (missing {', '.join(missing)})."
         )
     client = client or get_daraja_client()
+    security_credential_check(client=client, what="Reversals")
 
     # Durable: the row is committed before Daraja is called, even inside a caller's atomic().
     with db_transaction.atomic(durable=True):

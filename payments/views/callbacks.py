@@ -86,7 +86,7 @@ class C2BCallbackView(View):
     @staticmethod
     def _validate(event: CallbackEvent) -> C2BValidationResult:
         try:
-            notification = parse_c2b_notification(event.body)
+            notification = parse_c2b_notification(event.received_bytes)
         except DarajaCallbackError as exc:
             result = C2BValidationResult(OTHER_ERROR, "Rejected")
             outcome, error = CallbackOutcome.ERROR, f"unreadable C2B validation: {exc.message}"

@@ -818,3 +818,24 @@ def test_queue_timeout_ids_at_top_level_are_found(body: dict[str, Any]) -> None:
 def test_queue_timeout_without_any_identifier_raises() -> None:
     with pytest.raises(DarajaCallbackError):
         parse_queue_timeout({"Result": {"ResultDesc": "timed out"}})
+
+
+def test_a_stray_invalid_byte_reads_as_a_replacement_character() -> None:
+    body = load_fixture("c2b/c2b_validation_or_confirmation_masked_msisdn.portal.json")
+    raw = json.dumps(body).encode().replace(b"NICHOLAS", b"NICOL\xc1S")
+
+    notification = parse_c2b_notification(raw)
+
+    assert notification.first_name == "NICOL\ufffdS"
+    assert notification.trans_id == body["TransID"]
+
+
+def test_a_json_escaped_nul_reads_as_a_replacement_character() -> None:
+    body = load_fixture("stk/stk_callback_success.portal.json")
+    body["Body"]["stkCallback"]["ResultDesc"] = "processed\x00"
+    body["Body"]["stkCallback"]["Extra\x00"] = ["\x00"]
+
+    callback = parse_stk_callback(json.dumps(body).encode())
+
+    assert callback.result_desc == "processed\ufffd"
+    assert "\x00" not in json.dumps(callback.raw)

@@ -184,9 +184,11 @@ def test_the_simulator_rejects_a_wrong_stk_password_with_darajas_error(simulator
         ({"Timestamp": "2024-01-01 10:00"}, "Timestamp"),
         ({"Amount": 1.5}, "Amount"),
         ({"PhoneNumber": "0708374149"}, "PhoneNumber"),
+        # Issue 9, point 9: Arabic-Indic digits after 2547 are digits to \d, not to Daraja.
+        ({"PhoneNumber": "2547" + "".join(chr(0x660 + int(d)) for d in "08374149")}, "PhoneNumber"),
         ({"AccountReference": "INV-123456789"}, "AccountReference"),
     ],
-    ids=["timestamp", "fractional-amount", "phone", "long-reference"],
+    ids=["timestamp", "fractional-amount", "phone", "p09-phone-in-other-digits", "long-reference"],
 )
 def test_stk_push_refuses_an_invalid_field_like_daraja(simulator, bearer, changes, field):
     response = post(simulator, STK_PUSH, stk_body(simulator, **changes), bearer)
