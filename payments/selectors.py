@@ -13,11 +13,24 @@ from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 
 
 def transaction_visible_to(user) -> QuerySet[Transaction]:
-    """Staff see every transaction; everyone else sees their own."""
+    """Every transaction for holders of ``payments.view_transaction``; otherwise the user's own.
+
+    Being staff grants nothing here: staff status opens the admin site, not the ledger.
+    """
     queryset = Transaction.objects.all()
-    if not user.is_staff:
+    if not user.has_perm("payments.view_transaction"):
         queryset = queryset.filter(user=user)
     return queryset
+
+
+def transaction_may_query(user, transaction: Transaction) -> bool:
+    """Whether ``user`` reading ``transaction`` may make us ask Daraja about it.
+
+    The owner polling their own payment may; anyone else needs ``payments.query_status``, as
+    seeing a transaction is not the right to spend Daraja calls on it.
+    """
+    owns = transaction.user_id is not None and transaction.user_id == user.pk
+    return owns or user.has_perm("payments.query_status")
 
 
 def transaction_get_by_token(token: str) -> Transaction | None:

@@ -49,7 +49,7 @@ from payments.api.throttles import (
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
-from payments.selectors import balances_latest, transaction_visible_to
+from payments.selectors import balances_latest, transaction_may_query, transaction_visible_to
 from payments.services.audit import audit_record
 from payments.services.c2b import c2b_urls_register
 from payments.services.checkout import (
@@ -236,7 +236,8 @@ class StkPushStatusView(PaymentsAPIView):
         summary="The status of an STK Push",
         description="Poll every 2-3 seconds until `status` is final (success, failed, "
         "cancelled, timeout, reversed). Answered from our database; a push still pending "
-        "after a while is checked with M-Pesa first.",
+        "after a while is checked with M-Pesa first when you started it (or hold "
+        "payments.query_status). Other people's pushes need payments.view_transaction.",
         responses={200: TransactionSerializer, **_errors(401, 404)},
         tags=["STK Push"],
     )
@@ -244,7 +245,8 @@ class StkPushStatusView(PaymentsAPIView):
         transaction = get_object_or_404(
             transaction_visible_to(request.user), checkout_request_id=checkout_request_id
         )
-        transaction = stk_push_refresh_if_stale(transaction=transaction)
+        if transaction_may_query(request.user, transaction):
+            transaction = stk_push_refresh_if_stale(transaction=transaction)
         return Response(TransactionSerializer(transaction).data)
 
 
@@ -256,7 +258,7 @@ class TransactionPagination(PageNumberPagination):
 
 @extend_schema(tags=["Transactions"], responses={200: TransactionSerializer, **_errors(401, 404)})
 class TransactionViewSet(ReadOnlyModelViewSet):
-    """Transaction history: your own, or everyone's for staff."""
+    """Transaction history: your own, or everyone's with payments.view_transaction."""
 
     queryset = Transaction.objects.none()  # replaced per request; names the model for the schema
     serializer_class = TransactionSerializer
@@ -473,28 +475,26 @@ class RegisterUrlsView(StaffAPIView):
         )
 
 
-class StaffOrPermission(BasePermission):
-    """Staff, or a server-side caller whose account holds the view's ``required_permission``."""
+class HoldsRequiredPermission(BasePermission):
+    """Any account, staff or a server-side caller, holding the view's ``required_permission``."""
+
+    message = "Your account needs the permission for this action."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and (user.is_staff or user.has_perm(view.required_permission))
-        )
+        return bool(user and user.is_authenticated and user.has_perm(view.required_permission))
 
 
 class CheckoutLinkView(PaymentsAPIView):
-    permission_classes = (IsAuthenticated, StaffOrPermission)
+    permission_classes = (IsAuthenticated, HoldsRequiredPermission)
     required_permission = "payments.create_checkout_link"
 
     @extend_schema(
         operation_id="checkout_link_create",
         summary="Create a hosted checkout link",
         description="The amount, account reference and description are signed into the link; "
-        "the customer only enters a phone number. Staff, or callers with the "
-        "payments.create_checkout_link permission.",
+        "the customer only enters a phone number. Needs the payments.create_checkout_link "
+        "permission.",
         request=CheckoutLinkRequestSerializer,
         responses={201: CheckoutLinkSerializer, **_errors(400, 401, 403)},
         tags=["Checkout"],

@@ -551,11 +551,11 @@ def test_p14_the_register_urls_command_leaves_an_audit_record_either_way(daraja)
     assert failed.details["via"] == "command"
 
 
-def test_p14_the_replay_command_leaves_an_audit_record_per_event(django_capture_on_commit_callbacks):
+def test_p14_the_replay_command_leaves_an_audit_record_per_event(
+    django_capture_on_commit_callbacks,
+):
     transaction = stk_transaction(checkout_request_id="ws_CO_replayed")
-    body = stk_callback(
-        checkout_request_id="ws_CO_replayed", amount=1, phone_number="254708374149"
-    )
+    body = stk_callback(checkout_request_id="ws_CO_replayed", amount=1, phone_number="254708374149")
     event = CallbackEvent.objects.create(
         kind="stk", token=transaction.callback_token, body=json.dumps(body), outcome="error"
     )
@@ -613,9 +613,7 @@ def test_p15_csv_export_writes_formula_like_text_as_text(manager):
 
 
 def check_ids(*, debug: bool, secret: str) -> set[str]:
-    with override_settings(
-        PAYMENTS={**settings.PAYMENTS, "CALLBACK_SECRET": secret}, DEBUG=debug
-    ):
+    with override_settings(PAYMENTS={**settings.PAYMENTS, "CALLBACK_SECRET": secret}, DEBUG=debug):
         return {message.id for message in check_payments_settings()}
 
 
