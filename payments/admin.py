@@ -724,7 +724,16 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
     return valid
 
 
+# A spreadsheet runs a cell starting with one of these as a formula; customers type some of
+# our text (the C2B account reference), so it must never reach a finance laptop as one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
