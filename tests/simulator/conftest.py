@@ -147,7 +147,7 @@ def simulator_payments(base: dict, url: str) -> dict:
         "B2C_SHORTCODE": "600992",
         "INITIATOR_NAME": "testapi",
         "SECURITY_CREDENTIAL": "sim-credential",
-        "CALLBACK_SECRET": "sim-callback-secret-0123456789",
+        "CALLBACK_SECRET": "sim-callback-secret-0123456789abcdef",
         "HTTP_MAX_RETRIES": 0,
     }
 
