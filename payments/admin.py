@@ -471,7 +471,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def export_view(self, request) -> HttpResponse:
         require(request, "export_transactions")
-        rows = self._selected(request).order_by("created_at")
+        rows = list(self._selected(request).order_by("created_at"))
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="mpesa-transactions-{stamp}.csv"'
@@ -480,7 +480,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for row in rows:
             writer.writerow([_csv_value(getattr(row, name)) for name in CSV_FIELDS])
         audit_record(
-            actor=request.user, action="export", outcome=f"{len(rows)} transactions exported"
+            actor=request.user,
+            action="export",
+            outcome=f"{len(rows)} transactions exported",
+            details={"rows": [{"id": str(t.pk), "receipt": t.mpesa_receipt_number} for t in rows]},
         )
         return response
 

@@ -50,7 +50,7 @@ from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
 from payments.selectors import balances_latest, transaction_may_query, transaction_visible_to
-from payments.services.audit import audit_record
+from payments.services.audit import audit_failure, audit_record
 from payments.services.c2b import c2b_urls_register
 from payments.services.checkout import (
     checkout_link_create,
@@ -459,12 +459,14 @@ class RegisterUrlsView(StaffAPIView):
     def post(self, request: Request) -> Response:
         serializer = RegisterUrlsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        answer = c2b_urls_register(**serializer.validated_data)
+        details = {"via": "api", **serializer.validated_data}
+        with audit_failure(actor=request.user, action="register_c2b_urls", details=details):
+            answer = c2b_urls_register(**serializer.validated_data)
         audit_record(
             actor=request.user,
             action="register_c2b_urls",
             outcome=f"{answer.response_code} {answer.response_description}",
-            details={"via": "api", **serializer.validated_data},
+            details=details,
         )
         return Response(
             {
