@@ -6,7 +6,6 @@ import logging
 import uuid
 from typing import Any
 
-from django.db import connection
 from django.db import transaction as db_transaction
 from django.db.models import Sum
 
@@ -17,6 +16,9 @@ from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationErr
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
 from payments.services.common import (
+    MAY_HAVE_MOVED,
+    PAYOUT_LEDGER_LOCK,
+    ledger_lock,
     money_out_send,
     nairobi_day_start,
     send_on_commit,
@@ -29,9 +31,7 @@ logger = logging.getLogger(__name__)
 
 S = TransactionStatus
 # Payouts that count against the daily cap: everything that has left or may have left.
-COMMITTED_STATUSES = (S.PENDING, S.UNKNOWN, S.SUCCESS)
-# Any constant works: it names the lock that serialises the daily-cap check on PostgreSQL.
-PAYOUT_CAP_LOCK_ID = 0x4D504553  # "MPES"
+COMMITTED_STATUSES = MAY_HAVE_MOVED
 REQUIRED_FOR_B2C = ("CONSUMER_KEY", "CONSUMER_SECRET", "B2C_SHORTCODE", "INITIATOR_NAME")
 
 
@@ -70,7 +70,7 @@ def b2c_payout_initiate(
     transaction_id = uuid.uuid4()
     # Durable: the row is committed before Daraja is called, even inside a caller's atomic().
     with db_transaction.atomic(durable=True):
-        _lock_payout_ledger()
+        ledger_lock(PAYOUT_LEDGER_LOCK)
         _check_daily_cap(whole_amount)
         transaction = Transaction.objects.create(
             id=transaction_id,
@@ -169,14 +169,6 @@ def b2c_payouts_total_today() -> int:
         created_at__gte=nairobi_day_start(),
     ).aggregate(total=Sum("amount"))["total"]
     return total or 0
-
-
-def _lock_payout_ledger() -> None:
-    # Two payouts checked at once could both fit under the cap; on PostgreSQL a transaction
-    # advisory lock makes the check-and-insert one at a time. SQLite writes one at a time anyway.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PAYOUT_CAP_LOCK_ID])
 
 
 def _check_daily_cap(amount: int) -> None:

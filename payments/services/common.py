@@ -8,7 +8,9 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db import transaction as db_transaction
+from django.db.models import QuerySet, Sum
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +19,7 @@ from payments.conf import payments_settings
 from payments.daraja.dates import NAIROBI
 from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.daraja.phone import normalize_phone_number
+from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
 
@@ -61,6 +64,31 @@ def request_error_record(*, transaction: Transaction, exc: Exception, refused: b
             locked.result_desc = (details["error_message"] or str(exc))[:255]
         locked.save()
     return locked
+
+
+# Money out in these states has left, or may have: it counts against every limit.
+MAY_HAVE_MOVED = (TransactionStatus.PENDING, TransactionStatus.UNKNOWN, TransactionStatus.SUCCESS)
+
+# Any constants work: each names one PostgreSQL advisory lock.
+PAYOUT_LEDGER_LOCK = 0x4D504553  # "MPES"
+REFUND_LEDGER_LOCK = 0x4D505246  # "MPRF"
+
+
+def ledger_lock(lock_id: int) -> None:
+    """Hold ``lock_id`` until the current database transaction ends.
+
+    Two money-out requests checked at once could each fit under a limit that together they
+    pass; taking the lock before the check makes check-and-insert one at a time. SQLite
+    writes one at a time anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+
+
+def amount_total(rows: QuerySet) -> int:
+    """The sum of ``rows``' amounts in whole shillings; 0 for none."""
+    return rows.aggregate(total=Sum("amount"))["total"] or 0
 
 
 def nairobi_day_start(now: datetime | None = None) -> datetime:
