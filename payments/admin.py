@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -27,7 +29,14 @@ from payments.daraja.errors import DarajaError, InvalidPhoneNumberError
 from payments.daraja.phone import mask_phone_number, normalize_phone_number
 from payments.enums import B2CCommand, InquiryStatus, TransactionStatus
 from payments.exceptions import PaymentsError
-from payments.models import AuditRecord, BalanceSnapshot, CallbackEvent, PayoutRequest, Transaction
+from payments.models import (
+    AuditRecord,
+    BalanceSnapshot,
+    CallbackEvent,
+    PayoutRequest,
+    RefundRequest,
+    Transaction,
+)
 from payments.selectors import balance_shortcodes, balances_latest, shortcode_label
 from payments.services.audit import audit_record
 from payments.services.balances import account_balances_request
@@ -40,10 +49,16 @@ from payments.services.idempotency import (
 from payments.services.inquiries import transaction_refresh
 from payments.services.payout_requests import (
     payout_request_approve,
+    payout_request_needs_approval,
     payout_request_reject,
     payout_request_submit,
 )
-from payments.services.reversals import reversal_initiate
+from payments.services.refund_requests import (
+    refund_request_approve,
+    refund_request_needs_approval,
+    refund_request_reject,
+    refund_request_submit,
+)
 
 STATUS_COLOURS = {
     TransactionStatus.SUCCESS: "#1b8a3a",
@@ -356,13 +371,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         selected = self._selected(request)
         if not first_submission(request):
             return self._back()
-        done = failed = 0
-        for original in selected:
-            if self._refund(request, original, amount=None, remarks="Refund"):
-                done += 1
-            else:
-                failed += 1
-        self._report(request, done, failed, "refund", "sent to M-Pesa")
+        outcomes = Counter(
+            self._refund(request, original, amount=None, remarks="Refund") for original in selected
+        )
+        self._report(request, outcomes["sent"], outcomes["failed"], "refund", "sent to M-Pesa")
         return self._back()
 
     def refund_view(self, request, pk) -> HttpResponse:
@@ -386,6 +398,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:payments_transaction_change", args=[original.pk])
                 )
+            amount = form.cleaned_data["amount"]
             return self._page(
                 request,
                 "admin/payments/transaction/refund_confirm.html",
@@ -393,8 +406,12 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 nonce=uuid.uuid4().hex,
                 original=original,
                 form=form,
-                amount=form.cleaned_data["amount"],
+                amount=amount,
                 remarks=form.cleaned_data["remarks"],
+                needs_approval=refund_request_needs_approval(
+                    maker=request.user, original=original, amount=amount
+                ),
+                threshold=int(payments_settings.REFUND_APPROVAL_THRESHOLD),
             )
         return self._page(
             request,
@@ -405,51 +422,38 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             left=left,
         )
 
-    def _refund(self, request, original: Transaction, *, amount, remarks) -> bool:
+    def _refund(self, request, original: Transaction, *, amount, remarks) -> str:
+        """Refund (the service audits it) and say how it went: sent, parked or failed."""
+        receipt = original.mpesa_receipt_number or original.pk
         try:
-            reversal = reversal_initiate(
-                user=request.user,
-                transaction_ref=str(original.pk),
-                amount=amount,
-                remarks=remarks,
+            refund = refund_request_submit(
+                maker=request.user, transaction_ref=str(original.pk), amount=amount, remarks=remarks
             )
         except PaymentsError as exc:
-            audit_record(
-                actor=request.user,
-                action="refund",
-                transaction=original,
-                amount=amount,
-                outcome=f"refused: {exc.message}",
-            )
+            self.message_user(request, f"{receipt}: {exc.message}", messages.ERROR)
+            return "failed"
+        if refund.transaction is None:
             self.message_user(
                 request,
-                f"{original.mpesa_receipt_number or original.pk}: {exc.message}",
-                messages.ERROR,
+                f"Refund of KES {refund.amount} for {receipt} is waiting for another manager's "
+                "approval.",
+                messages.WARNING,
             )
-            return False
-        audit_record(
-            actor=request.user,
-            action="refund",
-            transaction=original,
-            amount=reversal.amount,
-            outcome=reversal.status,
-            details={"reversal": str(reversal.pk)},
-        )
+            return "parked"
+        reversal = refund.transaction
         if reversal.status == TransactionStatus.FAILED:
             self.message_user(
                 request,
-                f"M-Pesa refused the refund of {original.mpesa_receipt_number}: "
-                f"{reversal.result_desc}",
+                f"M-Pesa refused the refund of {receipt}: {reversal.result_desc}",
                 messages.ERROR,
             )
-            return False
+            return "failed"
         self.message_user(
             request,
-            f"Refund of KES {reversal.amount} for {original.mpesa_receipt_number} sent to M-Pesa "
-            f"({reversal.status}).",
+            f"Refund of KES {reversal.amount} for {receipt} sent to M-Pesa ({reversal.status}).",
             messages.SUCCESS,
         )
-        return True
+        return "sent"
 
     def query_status_view(self, request) -> HttpResponse:
         require(request, "query_status")
@@ -473,7 +477,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def export_view(self, request) -> HttpResponse:
         require(request, "export_transactions")
-        rows = self._selected(request).order_by("created_at")
+        rows = list(self._selected(request).order_by("created_at"))
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="mpesa-transactions-{stamp}.csv"'
@@ -482,7 +486,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for row in rows:
             writer.writerow([_csv_value(getattr(row, name)) for name in CSV_FIELDS])
         audit_record(
-            actor=request.user, action="export", outcome=f"{len(rows)} transactions exported"
+            actor=request.user,
+            action="export",
+            outcome=f"{len(rows)} transactions exported",
+            details={"rows": [{"id": str(t.pk), "receipt": t.mpesa_receipt_number} for t in rows]},
         )
         return response
 
@@ -495,7 +502,6 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 if not first_submission(request):
                     return HttpResponseRedirect(reverse("admin:payments_payoutrequest_changelist"))
                 return self._submit_payout(request, form, data)
-            threshold = int(payments_settings.PAYOUT_APPROVAL_THRESHOLD)
             return self._page(
                 request,
                 "admin/payments/transaction/payout_confirm.html",
@@ -503,8 +509,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 nonce=uuid.uuid4().hex,
                 form=form,
                 data=data,
-                needs_approval=data["amount"] > threshold,
-                threshold=threshold,
+                needs_approval=payout_request_needs_approval(
+                    maker=request.user, phone_number=data["phone_number"], amount=data["amount"]
+                ),
+                threshold=int(payments_settings.PAYOUT_APPROVAL_THRESHOLD),
             )
         return self._page(
             request,
@@ -595,48 +603,103 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"{failed} {what}(s) failed.", messages.ERROR)
 
 
-@admin.register(PayoutRequest)
-class PayoutRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "state", "amount", "phone_number", "maker", "checker")
+class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A maker-checker queue: a second manager approves or rejects what another one asked."""
+
     list_filter = ("state",)
-    readonly_fields = [f.name for f in PayoutRequest._meta.fields]
-    change_form_template = "admin/payments/payoutrequest/change_form.html"
+    change_form_template = "admin/payments/approval_request_change_form.html"
+    kind: str  # "payout" or "refund", as in the permission approve_<kind>
+    # approve(pk, checker=...) and reject(pk, checker=...) call the services; describe(request)
+    # names the request in messages.
+    approve: Callable[..., Any]
+    reject: Callable[..., Any]
+    describe: Callable[[Any], str]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
     def get_urls(self):
-        view = self.admin_site.admin_view
+        name = f"payments_{self.model._meta.model_name}_decide"
         return [
-            path("<int:pk>/decide/", view(self.decide_view), name="payments_payoutrequest_decide"),
+            path("<int:pk>/decide/", self.admin_site.admin_view(self.decide_view), name=name),
             *super().get_urls(),
         ]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = {
+            **(extra_context or {}),
+            "kind": self.kind,
+            "may_decide": request.user.has_perm(f"payments.approve_{self.kind}"),
+            "decide_url": reverse(
+                f"admin:payments_{self.model._meta.model_name}_decide", args=[object_id]
+            ),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
     def decide_view(self, request, pk: int) -> HttpResponse:
-        require(request, "approve_payout")
+        require(request, f"approve_{self.kind}")
         if request.method != "POST":
             raise PermissionDenied
-        payout = get_object_or_404(PayoutRequest, pk=pk)
+        pending = get_object_or_404(self.model, pk=pk)
         approving = request.POST.get("decision") == "approve"
         try:
             if approving:
-                payout = payout_request_approve(payout_request_id=pk, checker=request.user)
+                sent = self.approve(pk, checker=request.user)
                 self.message_user(
                     request,
-                    f"Approved: KES {payout.amount} to {payout.phone_number} sent to M-Pesa "
-                    f"({payout.transaction.status}).",
+                    f"Approved: {self.describe(sent)} sent to M-Pesa ({sent.transaction.status}).",
                     messages.SUCCESS,
                 )
             else:
-                payout_request_reject(payout_request_id=pk, checker=request.user)
-                self.message_user(request, "Payout rejected; nothing was sent.", messages.WARNING)
+                self.reject(pk, checker=request.user)
+                self.message_user(
+                    request,
+                    f"{self.kind.capitalize()} rejected; nothing was sent.",
+                    messages.WARNING,
+                )
         except PaymentsError as exc:
             audit_record(
                 actor=request.user,
-                action="payout_approved" if approving else "payout_rejected",
-                amount=payout.amount,
+                action=f"{self.kind}_{'approved' if approving else 'rejected'}",
+                amount=pending.amount,
                 outcome=f"refused: {exc.message}",
-                details={"payout_request": payout.pk},
+                details={f"{self.kind}_request": pending.pk},
             )
             self.message_user(request, exc.message, messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:payments_payoutrequest_change", args=[pk]))
+        opts = self.model._meta
+        return HttpResponseRedirect(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+        )
+
+
+@admin.register(PayoutRequest)
+class PayoutRequestAdmin(ApprovalRequestAdmin):
+    list_display = ("created_at", "state", "amount", "phone_number", "maker", "checker")
+    kind = "payout"
+
+    def approve(self, pk: int, *, checker: Any) -> PayoutRequest:
+        return payout_request_approve(payout_request_id=pk, checker=checker)
+
+    def reject(self, pk: int, *, checker: Any) -> PayoutRequest:
+        return payout_request_reject(payout_request_id=pk, checker=checker)
+
+    def describe(self, request: PayoutRequest) -> str:
+        return f"KES {request.amount} to {request.phone_number}"
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(ApprovalRequestAdmin):
+    list_display = ("created_at", "state", "amount", "original", "maker", "checker")
+    kind = "refund"
+
+    def approve(self, pk: int, *, checker: Any) -> RefundRequest:
+        return refund_request_approve(refund_request_id=pk, checker=checker)
+
+    def reject(self, pk: int, *, checker: Any) -> RefundRequest:
+        return refund_request_reject(refund_request_id=pk, checker=checker)
+
+    def describe(self, request: RefundRequest) -> str:
+        return f"a refund of KES {request.amount} for {request.original.mpesa_receipt_number}"
 
 
 @admin.register(CallbackEvent)
@@ -750,7 +813,16 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
     return valid
 
 
+# A spreadsheet runs a cell starting with one of these as a formula; customers type some of
+# our text (the C2B account reference), so it must never reach a finance laptop as one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value

@@ -14,6 +14,7 @@ from payments.daraja.errors import DarajaConfigurationError
 from payments.daraja.security import read_certificate
 
 CREDENTIAL_SETTINGS = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "PASSKEY")
+MIN_CALLBACK_SECRET_LENGTH = 32
 
 
 def _hint_names(names: list[str]) -> str:
@@ -85,6 +86,23 @@ def check_payments_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 id="payments.E004",
             )
         )
+
+    # The secret is the only credential of the C2B callback paths: anyone who guesses it can
+    # post "payments" to us.
+    secret_length = len(str(s.CALLBACK_SECRET or "").strip())
+    if secret_length < MIN_CALLBACK_SECRET_LENGTH:
+        text = (
+            f"The callback secret has {secret_length} characters; it needs at least "
+            f"{MIN_CALLBACK_SECRET_LENGTH}."
+        )
+        hint = (
+            "Set MPESA_CALLBACK_SECRET (PAYMENTS['CALLBACK_SECRET']) to a long random value, "
+            'e.g. python -c "import secrets; print(secrets.token_urlsafe(32))".'
+        )
+        if settings.DEBUG:
+            messages.append(Warning(text, hint=hint, id="payments.W009"))
+        else:
+            messages.append(Error(text, hint=hint, id="payments.E009"))
 
     if s.STK_TRANSACTION_TYPE not in STK_TRANSACTION_TYPES:
         messages.append(

@@ -68,11 +68,16 @@ DEFAULTS: dict[str, Any] = {
     "STK_EXPIRE_AFTER": 10 * 60,
     # Reconciliation: ask Daraja about one row at most once per this many seconds.
     "RECONCILE_INTERVAL": 60,
-    # Back-office payouts above this many shillings wait for a second person's approval.
+    # A payout waits for a second person's approval when it would take the maker's payouts
+    # sent without approval today (Kenyan day), or those to its phone number, above this many
+    # shillings.
     "PAYOUT_APPROVAL_THRESHOLD": 10_000,
     # A C2B confirmation completes one of our STK Pushes (same shortcode, account reference,
     # amount and phone) created at most this many seconds before it was paid.
     "C2B_STK_MATCH_WINDOW": 60 * 60,
+    # A refund waits for a second person's approval when it would take the maker's refunds
+    # sent without approval today, or those of its payment in total, above this many shillings.
+    "REFUND_APPROVAL_THRESHOLD": 10_000,
     # Hosted checkout links expire after this many seconds unless given an expiry.
     "CHECKOUT_LINK_TTL": 24 * 60 * 60,
 }

@@ -113,6 +113,7 @@ class Transaction(models.Model):
             ("refund", "Can refund payments with M-Pesa reversals"),
             ("view_balance", "Can view and refresh the M-Pesa account balance"),
             ("approve_payout", "Can approve another user's large payout"),
+            ("approve_refund", "Can approve another user's large refund"),
             ("create_checkout_link", "Can create hosted checkout links"),
             ("query_status", "Can ask M-Pesa for the status of a transaction"),
             ("export_transactions", "Can export transactions as CSV"),
@@ -318,9 +319,9 @@ class IdempotencyKey(models.Model):
         return f"Idempotency key {self.key!r}"
 
 
-class PayoutRequest(models.Model):
-    """A payout typed in the back office. Above the approval threshold it waits for a second
-    staff member (maker-checker) before anything is sent."""
+class ApprovalRequest(models.Model):
+    """Money out asked for by a staff member, the maker. Above its approval threshold it waits
+    for a second staff member, the checker, before anything is sent."""
 
     class State(models.TextChoices):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
@@ -328,26 +329,46 @@ class PayoutRequest(models.Model):
         REJECTED = "rejected", "Rejected"
 
     state = models.CharField(max_length=20, choices=State.choices, db_index=True)
-    phone_number = models.CharField(max_length=20)
     amount = models.PositiveIntegerField()
-    command_id = models.CharField(max_length=32)
     remarks = models.CharField(max_length=100)
-    occasion = models.CharField(max_length=100, blank=True)
     maker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     checker = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    transaction = models.OneToOneField(
-        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="payout_request"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
+
+
+class PayoutRequest(ApprovalRequest):
+    """A payout; ``transaction`` is its B2C transaction once sent."""
+
+    phone_number = models.CharField(max_length=20)
+    command_id = models.CharField(max_length=32)
+    occasion = models.CharField(max_length=100, blank=True)
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="payout_request"
+    )
 
     def __str__(self) -> str:
         return f"Payout of {self.amount} KES to {self.phone_number} ({self.get_state_display()})"
+
+
+class RefundRequest(ApprovalRequest):
+    """A refund of the payment ``original``; ``transaction`` is its reversal once sent."""
+
+    original = models.ForeignKey(
+        Transaction, on_delete=models.PROTECT, related_name="refund_requests"
+    )
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="refund_request"
+    )
+
+    def __str__(self) -> str:
+        return f"Refund of {self.amount} KES ({self.get_state_display()})"
 
 
 class AuditRecord(models.Model):

@@ -14,9 +14,12 @@ from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 
 
 def transaction_visible_to(user) -> QuerySet[Transaction]:
-    """Staff see every transaction; everyone else sees their own."""
+    """Every transaction for holders of ``payments.view_transaction``; otherwise the user's own.
+
+    Being staff grants nothing here: staff status opens the admin site, not the ledger.
+    """
     queryset = Transaction.objects.all()
-    if not user.is_staff:
+    if not user.has_perm("payments.view_transaction"):
         queryset = queryset.filter(user=user)
     return queryset
 
@@ -27,6 +30,16 @@ def callback_token_exists(token: str) -> bool:
         Transaction.objects.filter(callback_token=token).exists()
         or DarajaInquiry.objects.filter(token=token).exists()
     )
+
+
+def transaction_may_query(user, transaction: Transaction) -> bool:
+    """Whether ``user`` reading ``transaction`` may make us ask Daraja about it.
+
+    The owner polling their own payment may; anyone else needs ``payments.query_status``, as
+    seeing a transaction is not the right to spend Daraja calls on it.
+    """
+    owns = transaction.user_id is not None and transaction.user_id == user.pk
+    return owns or user.has_perm("payments.query_status")
 
 
 def balance_shortcodes() -> dict[str, str]:

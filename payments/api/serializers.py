@@ -7,7 +7,13 @@ from typing import Any
 from rest_framework import serializers
 
 from payments.enums import B2CCommand
-from payments.models import BalanceSnapshot, DarajaInquiry, PayoutRequest, Transaction
+from payments.models import (
+    BalanceSnapshot,
+    DarajaInquiry,
+    PayoutRequest,
+    RefundRequest,
+    Transaction,
+)
 from payments.selectors import shortcode_label
 
 # Metadata keys safe to show the owner of a transaction: no callback URLs, no raw bodies.
@@ -245,4 +251,15 @@ class PayoutRequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = PayoutRequest
         fields = ("id", "state", "amount", "phone_number", "command_id", "remarks", "created_at")
+        read_only_fields = fields
+
+
+class RefundRequestSerializer(serializers.ModelSerializer):
+    """A refund waiting for a second manager's approval: nothing was sent yet."""
+
+    original = serializers.UUIDField(source="original_id", help_text="The payment to refund.")
+
+    class Meta:
+        model = RefundRequest
+        fields = ("id", "state", "amount", "original", "remarks", "created_at")
         read_only_fields = fields

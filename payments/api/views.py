@@ -9,7 +9,12 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import exceptions, status
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
@@ -33,6 +38,7 @@ from payments.api.serializers import (
     ErrorSerializer,
     InquirySerializer,
     PayoutRequestSerializer,
+    RefundRequestSerializer,
     RegisterUrlsResultSerializer,
     RegisterUrlsSerializer,
     ReversalRequestSerializer,
@@ -50,8 +56,8 @@ from payments.api.throttles import (
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
-from payments.selectors import balances_latest, transaction_visible_to
-from payments.services.audit import audit_record
+from payments.selectors import balances_latest, transaction_may_query, transaction_visible_to
+from payments.services.audit import audit_failure, audit_record
 from payments.services.balances import account_balances_request
 from payments.services.c2b import c2b_urls_register
 from payments.services.checkout import (
@@ -71,7 +77,7 @@ from payments.services.idempotency import (
 )
 from payments.services.inquiries import transaction_refresh
 from payments.services.payout_requests import payout_request_submit
-from payments.services.reversals import reversal_initiate
+from payments.services.refund_requests import refund_request_submit
 from payments.services.stk_push import (
     CheckoutLinkUsedError,
     stk_push_initiate,
@@ -86,6 +92,15 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Repeat a POST safely: the same key and body get the first answer again; the "
     "same key with another body gets 422.",
+)
+REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Required: one unique key (e.g. a UUID) per payout or refund, sent again when "
+    "you retry it, so that a retry never moves the money twice. The same key and body get the "
+    "first answer again; the same key with another body gets 422.",
 )
 
 
@@ -156,8 +171,17 @@ class IdempotentPostMixin:
         PaymentsNotConfiguredError,
     )
 
+    # True for money out, where a retry without a key could pay twice.
+    idempotency_key_required = False
+
     def idempotent(self, request: Request, handler: Callable[[Request], Response]) -> Response:
         key = request.headers.get("Idempotency-Key")
+        if not key and self.idempotency_key_required:
+            raise PaymentValidationError(
+                "Idempotency-Key",
+                "is required: send a unique key with each payout or refund, and the same key "
+                "when you retry it",
+            )
         if not key:
             return handler(request)
         if len(key) > KEY_MAX_LENGTH:
@@ -242,7 +266,8 @@ class StkPushStatusView(PaymentsAPIView):
         summary="The status of an STK Push",
         description="Poll every 2-3 seconds until `status` is final (success, failed, "
         "cancelled, timeout, reversed). Answered from our database; a push still pending "
-        "after a while is checked with M-Pesa first.",
+        "after a while is checked with M-Pesa first when you started it (or hold "
+        "payments.query_status). Other people's pushes need payments.view_transaction.",
         responses={200: TransactionSerializer, **_errors(401, 404)},
         tags=["STK Push"],
     )
@@ -250,7 +275,8 @@ class StkPushStatusView(PaymentsAPIView):
         transaction = get_object_or_404(
             transaction_visible_to(request.user), checkout_request_id=checkout_request_id
         )
-        transaction = stk_push_refresh_if_stale(transaction=transaction)
+        if transaction_may_query(request.user, transaction):
+            transaction = stk_push_refresh_if_stale(transaction=transaction)
         return Response(TransactionSerializer(transaction).data)
 
 
@@ -262,7 +288,7 @@ class TransactionPagination(PageNumberPagination):
 
 @extend_schema(tags=["Transactions"], responses={200: TransactionSerializer, **_errors(401, 404)})
 class TransactionViewSet(ReadOnlyModelViewSet):
-    """Transaction history: your own, or everyone's for staff."""
+    """Transaction history: your own, or everyone's with payments.view_transaction."""
 
     queryset = Transaction.objects.none()  # replaced per request; names the model for the schema
     serializer_class = TransactionSerializer
@@ -287,16 +313,25 @@ class TransactionViewSet(ReadOnlyModelViewSet):
         return api_exception_handler
 
 
-def money_out_schema(*, operation_id: str, summary: str, description: str, request: Any):
-    """The documentation shared by the idempotent money-out POSTs (payout, refund)."""
+def money_out_schema(
+    *, operation_id: str, summary: str, description: str, request: Any, waiting: Any
+):
+    """The documentation shared by the idempotent money-out POSTs (payout, refund).
+
+    ``waiting`` is the serializer of the request answered while it awaits approval.
+    """
     return extend_schema(
         operation_id=operation_id,
         summary=summary,
         description=description,
         request=request,
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[REQUIRED_IDEMPOTENCY_HEADER],
         responses={
-            202: TransactionSerializer,
+            202: PolymorphicProxySerializer(
+                component_name=waiting.__name__.removesuffix("RequestSerializer") + "Accepted",
+                serializers=[TransactionSerializer, waiting],
+                resource_type_field_name=None,
+            ),
             502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
             **_errors(400, 401, 403, 409, 422, 503),
         },
@@ -309,19 +344,31 @@ class StaffAPIView(PaymentsAPIView):
     required_permission: str | None = None
 
 
+def approval_answer(request: Any, waiting_serializer: Any) -> Response:
+    """202 with the request while it waits for approval; else the answer for its transaction."""
+    if request.transaction is None:
+        return Response(waiting_serializer(request).data, status=status.HTTP_202_ACCEPTED)
+    return transaction_answer(
+        request.transaction, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
+    )
+
+
 class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
     required_permission = "payments.pay_out"
+    idempotency_key_required = True
 
     @money_out_schema(
         operation_id="b2c_payout_create",
         summary="Send money to a customer (B2C payout)",
         description="Recorded before it is sent; 202 means Daraja accepted it (status "
         "`pending`) or its answer was lost (`unknown`, never resent: reconciliation asks "
-        "Transaction Status). The result arrives later. A payout above "
+        "Transaction Status). The result arrives later. A payout that would take your "
+        "payouts sent without approval today, or those to this phone number, above "
         "PAYMENTS['PAYOUT_APPROVAL_THRESHOLD'] is not sent: the 202 carries a payout request "
         "with state `awaiting_approval` for a second manager to approve in the back office. "
-        "Needs the payments.pay_out permission.",
+        "Needs the payments.pay_out permission and an Idempotency-Key.",
         request=B2CRequestSerializer,
+        waiting=PayoutRequestSerializer,
     )
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._pay_out)
@@ -330,23 +377,25 @@ class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
         serializer = B2CRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         payout = payout_request_submit(maker=request.user, **serializer.validated_data)
-        if payout.transaction is None:
-            return Response(PayoutRequestSerializer(payout).data, status=status.HTTP_202_ACCEPTED)
-        return transaction_answer(
-            payout.transaction, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
-        )
+        return approval_answer(payout, PayoutRequestSerializer)
 
 
 class ReversalView(IdempotentPostMixin, StaffAPIView):
     required_permission = "payments.refund"
+    idempotency_key_required = True
 
     @money_out_schema(
         operation_id="reversal_create",
         summary="Refund a payment with an M-Pesa reversal",
         description="Reverses all (default) or part of a successful STK or C2B payment, found by "
-        "our id or its receipt. The refunds of one payment never add up to more than it. Needs "
-        "the payments.refund permission.",
+        "our id or its receipt. The refunds of one payment, sent or waiting for approval, never "
+        "add up to more than it. A refund that would take your refunds sent without approval "
+        "today, or those of this payment, above PAYMENTS['REFUND_APPROVAL_THRESHOLD'] is not "
+        "sent: the 202 carries a refund request with state `awaiting_approval` for a second "
+        "manager to approve in the back office. Needs the payments.refund permission and an "
+        "Idempotency-Key.",
         request=ReversalRequestSerializer,
+        waiting=RefundRequestSerializer,
     )
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._reverse)
@@ -355,23 +404,13 @@ class ReversalView(IdempotentPostMixin, StaffAPIView):
         serializer = ReversalRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        reversal = reversal_initiate(
-            user=request.user,
+        refund = refund_request_submit(
+            maker=request.user,
             transaction_ref=data["transaction"],
             amount=data["amount"],
             remarks=data["remarks"],
         )
-        audit_record(
-            actor=request.user,
-            action="refund",
-            transaction=reversal.original,
-            amount=reversal.amount,
-            outcome=reversal.status,
-            details={"via": "api", "reversal": str(reversal.pk)},
-        )
-        return transaction_answer(
-            reversal, TransactionSerializer, accepted=status.HTTP_202_ACCEPTED
-        )
+        return approval_answer(refund, RefundRequestSerializer)
 
 
 class BalanceView(StaffAPIView):
@@ -468,12 +507,14 @@ class RegisterUrlsView(StaffAPIView):
     def post(self, request: Request) -> Response:
         serializer = RegisterUrlsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        answer = c2b_urls_register(**serializer.validated_data)
+        details = {"via": "api", **serializer.validated_data}
+        with audit_failure(actor=request.user, action="register_c2b_urls", details=details):
+            answer = c2b_urls_register(**serializer.validated_data)
         audit_record(
             actor=request.user,
             action="register_c2b_urls",
             outcome=f"{answer.response_code} {answer.response_description}",
-            details={"via": "api", **serializer.validated_data},
+            details=details,
         )
         return Response(
             {
@@ -484,28 +525,26 @@ class RegisterUrlsView(StaffAPIView):
         )
 
 
-class StaffOrPermission(BasePermission):
-    """Staff, or a server-side caller whose account holds the view's ``required_permission``."""
+class HoldsRequiredPermission(BasePermission):
+    """Any account, staff or a server-side caller, holding the view's ``required_permission``."""
+
+    message = "Your account needs the permission for this action."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and (user.is_staff or user.has_perm(view.required_permission))
-        )
+        return bool(user and user.is_authenticated and user.has_perm(view.required_permission))
 
 
 class CheckoutLinkView(PaymentsAPIView):
-    permission_classes = (IsAuthenticated, StaffOrPermission)
+    permission_classes = (IsAuthenticated, HoldsRequiredPermission)
     required_permission = "payments.create_checkout_link"
 
     @extend_schema(
         operation_id="checkout_link_create",
         summary="Create a hosted checkout link",
         description="The amount, account reference and description are signed into the link; "
-        "the customer only enters a phone number. Staff, or callers with the "
-        "payments.create_checkout_link permission.",
+        "the customer only enters a phone number. Needs the payments.create_checkout_link "
+        "permission.",
         request=CheckoutLinkRequestSerializer,
         responses={201: CheckoutLinkSerializer, **_errors(400, 401, 403)},
         tags=["Checkout"],

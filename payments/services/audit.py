@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from payments.daraja.errors import DarajaError
+from payments.exceptions import PaymentsError
 from payments.models import AuditRecord, Transaction
 
 
@@ -24,3 +29,22 @@ def audit_record(
         outcome=outcome[:255],
         details=details or {},
     )
+
+
+@contextmanager
+def audit_failure(*, actor: Any, action: str, details: dict[str, Any]) -> Iterator[None]:
+    """Record ``action`` as failed, with the reason, when the block raises; then re-raise."""
+    try:
+        yield
+    except (PaymentsError, DarajaError) as exc:
+        audit_record(actor=actor, action=action, outcome=f"failed: {exc}", details=details)
+        raise
+
+
+def command_details(command: str, **options: Any) -> dict[str, Any]:
+    """How a management command was run: the record of an action that has no user."""
+    try:
+        os_user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        os_user = ""
+    return {"via": "command", "command": command, "os_user": os_user, **options}

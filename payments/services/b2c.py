@@ -16,6 +16,8 @@ from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationErr
 from payments.gateway import get_daraja_client
 from payments.models import Transaction
 from payments.services.common import (
+    MAY_HAVE_MOVED,
+    PAYOUT_LEDGER_LOCK,
     ledger_lock,
     money_out_send,
     nairobi_day_start,
@@ -30,8 +32,7 @@ logger = logging.getLogger(__name__)
 
 S = TransactionStatus
 # Payouts that count against the daily cap: everything that has left or may have left.
-COMMITTED_STATUSES = (S.PENDING, S.UNKNOWN, S.SUCCESS)
-PAYOUT_CAP_LOCK = "payouts-daily-cap"
+COMMITTED_STATUSES = MAY_HAVE_MOVED
 REQUIRED_FOR_B2C = ("CONSUMER_KEY", "CONSUMER_SECRET", "B2C_SHORTCODE", "INITIATOR_NAME")
 
 
@@ -72,7 +73,7 @@ def b2c_payout_initiate(
     # Durable: the row is committed before Daraja is called, even inside a caller's atomic().
     with db_transaction.atomic(durable=True):
         # Two payouts checked at once could both fit under the cap.
-        ledger_lock(PAYOUT_CAP_LOCK)
+        ledger_lock(PAYOUT_LEDGER_LOCK)
         _check_daily_cap(whole_amount)
         transaction = Transaction.objects.create(
             id=transaction_id,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import connection
 from django.db import transaction as db_transaction
+from django.db.models import QuerySet, Sum
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +21,7 @@ from payments.daraja.client import DarajaClient
 from payments.daraja.dates import NAIROBI
 from payments.daraja.errors import DarajaConfigurationError, DarajaError, InvalidFieldError
 from payments.daraja.phone import normalize_phone_number
-from payments.enums import TransactionType
+from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.models import Transaction
 from payments.signals import payment_failed, payout_failed, reversal_failed
@@ -52,8 +53,9 @@ def failure_signal_send(transaction: Transaction) -> None:
 def ledger_lock(name: str) -> None:
     """Serialise a check-then-insert on the ledger under ``name`` until the transaction ends.
 
-    On PostgreSQL a transaction-scoped advisory lock (two checks at once could both pass);
-    SQLite writes one at a time anyway. Call it inside ``atomic()``.
+    Two requests checked at once could each fit under a limit that together they pass (or
+    each find a checkout link unused): on PostgreSQL a transaction-scoped advisory lock makes
+    check-and-insert one at a time; SQLite writes one at a time anyway. Call it in ``atomic()``.
     """
     if connection.vendor == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -89,6 +91,19 @@ def request_error_record(*, transaction: Transaction, exc: Exception, refused: b
             failure_signal_send(locked)
         locked.save()
     return locked
+
+
+# Money out in these states has left, or may have: it counts against every limit.
+MAY_HAVE_MOVED = (TransactionStatus.PENDING, TransactionStatus.UNKNOWN, TransactionStatus.SUCCESS)
+
+# Names of ledger locks (see ledger_lock): payouts and refunds check their limits under them.
+PAYOUT_LEDGER_LOCK = "payouts"
+REFUND_LEDGER_LOCK = "refunds"
+
+
+def amount_total(rows: QuerySet) -> int:
+    """The sum of ``rows``' amounts in whole shillings; 0 for none."""
+    return rows.aggregate(total=Sum("amount"))["total"] or 0
 
 
 def nairobi_day_start(now: datetime | None = None) -> datetime:

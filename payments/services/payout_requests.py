@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction as db_transaction
-from django.utils import timezone
 
 from payments.conf import payments_settings
-from payments.exceptions import PaymentsError, PaymentValidationError
-from payments.models import PayoutRequest
-from payments.services.audit import audit_record
+from payments.models import PayoutRequest, Transaction
+from payments.services.approvals import (
+    ApprovalFlow,
+    approval_needed,
+    approval_request_approve,
+    approval_request_reject,
+    approval_request_start,
+)
 from payments.services.b2c import b2c_payout_initiate, b2c_payout_validated
+from payments.services.common import PAYOUT_LEDGER_LOCK, ledger_lock, nairobi_day_start
 
 State = PayoutRequest.State
 
@@ -25,10 +30,11 @@ def payout_request_submit(
     remarks: str,
     occasion: str = "",
 ) -> PayoutRequest:
-    """Send a payout now, or park it for approval when it is above the threshold.
+    """Send a payout now, or park it for approval (``payout_request_needs_approval``).
 
     The one way staff pay out, from the admin and from the API alike: nobody sends a large
-    payout alone.
+    sum alone, in one payout or in several. The decision and the request row are committed
+    together, one payout at a time, before Daraja is called.
     """
     payout = b2c_payout_validated(
         phone_number=phone_number,
@@ -37,72 +43,39 @@ def payout_request_submit(
         command_id=command_id,
         occasion=occasion,
     )
-    amount = payout["amount"]
-    needs_approval = amount > int(payments_settings.PAYOUT_APPROVAL_THRESHOLD)
-    request = PayoutRequest.objects.create(
-        state=State.AWAITING_APPROVAL if needs_approval else State.SENT, maker=maker, **payout
-    )
-    if needs_approval:
-        audit_record(
-            actor=maker,
-            action="payout_requested",
-            amount=amount,
-            outcome="awaiting approval",
-            details={"payout_request": request.pk},
+    with db_transaction.atomic(durable=True):
+        ledger_lock(PAYOUT_LEDGER_LOCK)
+        waits = payout_request_needs_approval(
+            maker=maker, phone_number=payout["phone_number"], amount=payout["amount"]
         )
-        return request
-    try:
-        return _send(request, actor=maker, action="payout")
-    except PaymentsError:
-        request.delete()  # nothing was sent: the form shows the error instead
-        raise
+        request = PayoutRequest.objects.create(
+            state=State.AWAITING_APPROVAL if waits else State.SENT, maker=maker, **payout
+        )
+    return approval_request_start(PAYOUTS, request)
+
+
+def payout_request_needs_approval(*, maker: Any, phone_number: str, amount: int) -> bool:
+    """Whether a payout takes the maker's payouts sent without approval today (Kenyan day),
+    or those to ``phone_number``, above PAYOUT_APPROVAL_THRESHOLD."""
+    today = PayoutRequest.objects.filter(created_at__gte=nairobi_day_start())
+    return approval_needed(
+        amount=amount,
+        threshold=int(payments_settings.PAYOUT_APPROVAL_THRESHOLD),
+        groups=(today.filter(maker=maker), today.filter(phone_number=phone_number)),
+    )
 
 
 def payout_request_approve(*, payout_request_id: int, checker: Any) -> PayoutRequest:
     """The checker approves another staff member's payout, which is then sent once."""
-    with db_transaction.atomic():
-        request = PayoutRequest.objects.select_for_update().get(pk=payout_request_id)
-        if request.state != State.AWAITING_APPROVAL:
-            raise PaymentValidationError("payout_request", f"is already {request.state}")
-        if request.maker_id == checker.pk:
-            raise PaymentValidationError(
-                "payout_request", "must be approved by someone other than the person who made it"
-            )
-        # Claimed before Daraja is called, and no lock is held during the call.
-        request.state = State.SENT
-        request.checker = checker
-        request.decided_at = timezone.now()
-        request.save()
-    try:
-        return _send(request, actor=checker, action="payout_approved")
-    except PaymentsError:
-        PayoutRequest.objects.filter(pk=request.pk).update(
-            state=State.AWAITING_APPROVAL, checker=None, decided_at=None
-        )
-        raise
+    return approval_request_approve(PAYOUTS, request_id=payout_request_id, checker=checker)
 
 
 def payout_request_reject(*, payout_request_id: int, checker: Any) -> PayoutRequest:
-    with db_transaction.atomic():
-        request = PayoutRequest.objects.select_for_update().get(pk=payout_request_id)
-        if request.state != State.AWAITING_APPROVAL:
-            raise PaymentValidationError("payout_request", f"is already {request.state}")
-        request.state = State.REJECTED
-        request.checker = checker
-        request.decided_at = timezone.now()
-        request.save()
-    audit_record(
-        actor=checker,
-        action="payout_rejected",
-        amount=request.amount,
-        outcome="rejected",
-        details={"payout_request": request.pk},
-    )
-    return request
+    return approval_request_reject(PAYOUTS, request_id=payout_request_id, checker=checker)
 
 
-def _send(request: PayoutRequest, *, actor: Any, action: str) -> PayoutRequest:
-    transaction = b2c_payout_initiate(
+def _send(request: PayoutRequest) -> Transaction:
+    return b2c_payout_initiate(
         user=request.maker,
         phone_number=request.phone_number,
         amount=request.amount,
@@ -110,13 +83,8 @@ def _send(request: PayoutRequest, *, actor: Any, action: str) -> PayoutRequest:
         remarks=request.remarks,
         occasion=request.occasion,
     )
-    request.transaction = transaction
-    request.save(update_fields=["transaction"])
-    audit_record(
-        actor=actor,
-        action=action,
-        transaction=transaction,
-        outcome=transaction.status,
-        details={"payout_request": request.pk},
-    )
-    return request
+
+
+PAYOUTS = ApprovalFlow(
+    kind="payout", model=PayoutRequest, send=_send, audited=lambda request: request.transaction
+)

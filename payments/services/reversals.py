@@ -8,15 +8,17 @@ import uuid
 from typing import Any
 
 from django.db import transaction as db_transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from payments.conf import payments_settings
 from payments.daraja.client import DarajaClient
 from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
-from payments.models import Transaction
+from payments.models import RefundRequest, Transaction
 from payments.services.common import (
+    MAY_HAVE_MOVED,
+    amount_total,
     money_out_send,
     security_credential_check,
     send_on_commit,
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 S = TransactionStatus
 REVERSIBLE_TYPES = (TransactionType.STK_PUSH, TransactionType.C2B)
 # Reversals that hold part of the original: done, or possibly done.
-RESERVING_STATUSES = (S.SUCCESS, S.PENDING, S.UNKNOWN)
+RESERVING_STATUSES = MAY_HAVE_MOVED
 REQUIRED_FOR_REVERSAL = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "INITIATOR_NAME")
 
 
@@ -46,36 +48,14 @@ def reversal_initiate(
     amount is checked and the REVERSAL row is written, so two staff refunding at once can never
     reverse more than was paid. The REVERSAL row is committed before Daraja is called.
     """
-    remarks = (remarks or "").strip() or "Refund"
-    if not 2 <= len(remarks) <= 100:
-        raise PaymentValidationError("remarks", "must be 2 to 100 characters")
-    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
-        raise PaymentValidationError("amount", "must be a whole number of shillings")
-    missing = payments_settings.missing(REQUIRED_FOR_REVERSAL)
-    if missing:
-        raise PaymentsNotConfiguredError(
-            f"Reversals are not configured on this server (missing {', '.join(missing)})."
-        )
+    remarks = reversal_validated(remarks=remarks, amount=amount)
     client = client or get_daraja_client()
     security_credential_check(client=client, what="Reversals")
 
     # Durable: the row is committed before Daraja is called, even inside a caller's atomic().
     with db_transaction.atomic(durable=True):
-        original = _locked_original(transaction_ref)
-        reserved = (
-            original.reversals.filter(status__in=RESERVING_STATUSES).aggregate(total=Sum("amount"))[
-                "total"
-            ]
-            or 0
-        )
-        available = original.amount - reserved
-        if available <= 0:
-            raise PaymentValidationError("transaction", "has nothing left to refund")
-        to_reverse = available if amount is None else amount
-        if not 1 <= to_reverse <= available:
-            raise PaymentValidationError(
-                "amount", f"must be from 1 to {available}, what is left to refund"
-            )
+        original = reversal_original_locked(transaction_ref)
+        to_reverse = reversal_amount_checked(original=original, amount=amount)
         reversal = Transaction.objects.create(
             id=uuid.uuid4(),
             transaction_type=TransactionType.REVERSAL,
@@ -103,6 +83,41 @@ def reversal_initiate(
             queue_timeout_url=queue_timeout_url,
         ),
     )
+
+
+def reversal_validated(*, remarks: str, amount: Any) -> str:
+    """The remarks of a refund, once its input and the settings it needs are checked."""
+    remarks = (remarks or "").strip() or "Refund"
+    if not 2 <= len(remarks) <= 100:
+        raise PaymentValidationError("remarks", "must be 2 to 100 characters")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+        raise PaymentValidationError("amount", "must be a whole number of shillings")
+    missing = payments_settings.missing(REQUIRED_FOR_REVERSAL)
+    if missing:
+        raise PaymentsNotConfiguredError(
+            f"Reversals are not configured on this server (missing {', '.join(missing)})."
+        )
+    return remarks
+
+
+def reversal_amount_checked(*, original: Transaction, amount: int | None) -> int:
+    """What to refund of the locked ``original``: ``amount``, or by default all that is left.
+
+    Refunds done, in flight or waiting for approval all hold part of the payment.
+    """
+    reserved = amount_total(original.reversals.filter(status__in=RESERVING_STATUSES))
+    waiting = amount_total(
+        original.refund_requests.filter(state=RefundRequest.State.AWAITING_APPROVAL)
+    )
+    available = original.amount - reserved - waiting
+    if available <= 0:
+        raise PaymentValidationError("transaction", "has nothing left to refund")
+    to_reverse = available if amount is None else amount
+    if not 1 <= to_reverse <= available:
+        raise PaymentValidationError(
+            "amount", f"must be from 1 to {available}, what is left to refund"
+        )
+    return to_reverse
 
 
 def reversal_result_apply(
@@ -146,7 +161,8 @@ def reversal_result_apply(
     )
 
 
-def _locked_original(transaction_ref: str) -> Transaction:
+def reversal_original_locked(transaction_ref: str) -> Transaction:
+    """The refundable payment ``transaction_ref`` names, locked until the transaction ends."""
     ref = (transaction_ref or "").strip()
     if not ref:
         raise PaymentValidationError("transaction", "give our transaction id or the M-Pesa receipt")

@@ -13,6 +13,7 @@ _CLERK_PERMISSIONS = (
     "view_callbackevent",
     "view_balancesnapshot",
     "view_payoutrequest",
+    "view_refundrequest",
     "view_auditrecord",
 )
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -22,6 +23,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "refund",
         "pay_out",
         "approve_payout",
+        "approve_refund",
         "view_balance",
         "query_status",
         "change_callbackevent",

@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from payments.enums import CallbackOutcome, TransactionStatus, TransactionType
-from payments.models import AuditRecord, PayoutRequest, Transaction
+from payments.models import AuditRecord, PayoutRequest, RefundRequest, Transaction
 from tests.payments.money_out import (
     B2C_URL,
     BALANCE_URL,
@@ -74,7 +74,9 @@ def test_refund_is_audited(as_manager, manager, daraja, started):
     reversal = Transaction.objects.get(transaction_type=TransactionType.REVERSAL)
     assert (record.actor, record.transaction, record.amount) == (manager, payment, 40)
     assert record.outcome == TransactionStatus.PENDING
-    assert record.details == {"reversal": str(reversal.pk)}
+    refund = RefundRequest.objects.get()
+    assert record.details == {"refund_request": refund.pk}
+    assert refund.transaction == reversal
 
 
 def test_refused_refund_is_audited_with_the_reason(as_manager, manager, daraja, started):

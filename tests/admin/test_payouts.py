@@ -64,7 +64,7 @@ def test_payout_confirmation_shows_the_normalised_phone_and_the_amount(as_manage
 def test_payout_confirmation_warns_when_approval_will_be_needed(as_manager, daraja):
     page = as_manager.post(PAYOUT, payout_form(500, step="confirm")).content.decode()
 
-    assert "Above KES 100: it will wait for another manager" in page
+    assert "above KES 100: it will wait for another manager" in page
     assert "Submit for approval" in page
 
 

@@ -13,6 +13,7 @@ MONEY_MOVING = {
     "refund",
     "pay_out",
     "approve_payout",
+    "approve_refund",
     "view_balance",
     "query_status",
     "register_c2b_urls",
@@ -34,6 +35,7 @@ def test_finance_clerk_may_look_and_export_but_not_move_money():
         "payments.view_callbackevent",
         "payments.view_balancesnapshot",
         "payments.view_payoutrequest",
+        "payments.view_refundrequest",
         "payments.view_auditrecord",
     }
 

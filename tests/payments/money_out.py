@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import uuid
 from typing import Any
 
 from django.contrib.auth.models import Permission
@@ -38,6 +39,11 @@ ACCEPTED_FIXTURES = {
 }
 
 _sequence = itertools.count(1)
+
+
+def new_key() -> dict[str, str]:
+    """A fresh Idempotency-Key header: POST b2c and POST reverse refuse a request without one."""
+    return {"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex}
 
 
 def grant(user, *codenames: str):

@@ -7,7 +7,7 @@ import pytest
 from payments.models import AuditRecord
 
 from .conftest import api_client_for
-from .money_out import REVERSAL_URL, accept, paid_transaction, staff_user_with
+from .money_out import REVERSAL_URL, accept, new_key, paid_transaction, staff_user_with
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,10 @@ def test_an_api_refund_leaves_an_audit_record(django_user_model, daraja):
     payment = paid_transaction(amount=100)
 
     response = api_client_for(refunder).post(
-        f"{API}/reverse", {"transaction": str(payment.pk), "amount": 30}, format="json"
+        f"{API}/reverse",
+        {"transaction": str(payment.pk), "amount": 30},
+        format="json",
+        **new_key(),
     )
 
     assert response.status_code == 202

@@ -23,6 +23,7 @@ from .money_out import (
     STATUS_URL,
     accept,
     addressed_to,
+    new_key,
     result_body,
     sent,
     staff_user_with,
@@ -65,7 +66,7 @@ def payout(**overrides) -> dict:
 def pay_out(api, daraja, **overrides) -> Transaction:
     """An accepted payout, as the API answered it."""
     accept(daraja, B2C_URL)
-    response = api.post(B2C_PATH, payout(**overrides), format="json")
+    response = api.post(B2C_PATH, payout(**overrides), format="json", **new_key())
     assert response.status_code == 202, response.content
     return Transaction.objects.get(pk=response.json()["id"])
 
@@ -73,7 +74,7 @@ def pay_out(api, daraja, **overrides) -> Transaction:
 def test_accepted_payout_is_pending_and_carries_our_originator_conversation_id(api, daraja):
     accept(daraja, B2C_URL)
 
-    response = api.post(B2C_PATH, payout(), format="json")
+    response = api.post(B2C_PATH, payout(), format="json", **new_key())
 
     assert response.status_code == 202, response.content
     body = response.json()
@@ -241,7 +242,7 @@ def test_payout_whose_request_timed_out_is_unknown_and_never_sent_twice(api, dar
 def test_payout_answered_with_503_is_unknown_and_not_retried(api, daraja):
     daraja.post(B2C_URL, status=503, body="Service Unavailable")
 
-    response = api.post(B2C_PATH, payout(), format="json")
+    response = api.post(B2C_PATH, payout(), format="json", **new_key())
 
     assert response.status_code == 202, response.content
     assert response.json()["status"] == "unknown"
@@ -257,7 +258,7 @@ def test_daraja_refusal_answers_502_with_its_code_and_fails_payout(api, daraja):
     }
     daraja.post(B2C_URL, status=400, json=refusal)
 
-    response = api.post(B2C_PATH, payout(), format="json")
+    response = api.post(B2C_PATH, payout(), format="json", **new_key())
 
     assert response.status_code == 502, response.content
     body = response.json()
@@ -273,7 +274,7 @@ def test_a_duplicate_originator_conversation_id_leaves_the_payout_unknown(api, d
     # We send each id once: Daraja having seen it means an earlier copy arrived and may pay.
     daraja.post(B2C_URL, status=500, json=load_fixture(DUPLICATE_ID))
 
-    response = api.post(B2C_PATH, payout(), format="json")
+    response = api.post(B2C_PATH, payout(), format="json", **new_key())
 
     assert response.status_code == 202, response.content
     assert Transaction.objects.get().status == "unknown"
@@ -282,7 +283,7 @@ def test_a_duplicate_originator_conversation_id_leaves_the_payout_unknown(api, d
 
 @pytest.mark.parametrize("amount", [9, 250_001])
 def test_amount_outside_the_limits_is_refused_naming_amount(api, daraja, amount):
-    response = api.post(B2C_PATH, payout(amount=amount), format="json")
+    response = api.post(B2C_PATH, payout(amount=amount), format="json", **new_key())
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["amount"]
@@ -294,7 +295,7 @@ def test_amount_outside_the_limits_is_refused_naming_amount(api, daraja, amount)
 def test_daily_cap_refuses_a_payout_that_would_pass_it(api, daraja):
     pay_out(api, daraja, amount=60)
 
-    response = api.post(B2C_PATH, payout(amount=50), format="json")
+    response = api.post(B2C_PATH, payout(amount=50), format="json", **new_key())
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["amount"]
@@ -308,7 +309,7 @@ def test_failed_payouts_do_not_count_toward_the_daily_cap(api, daraja, post_resu
     transaction = pay_out(api, daraja, amount=60)
     post_result("b2c", transaction.callback_token, addressed_to(FAILURE_2001, transaction))
 
-    response = api.post(B2C_PATH, payout(amount=100), format="json")
+    response = api.post(B2C_PATH, payout(amount=100), format="json", **new_key())
 
     assert response.status_code == 202, response.content
     assert len(sent(daraja, B2C_URL)) == 2
@@ -317,9 +318,10 @@ def test_failed_payouts_do_not_count_toward_the_daily_cap(api, daraja, post_resu
 @override_settings(PAYMENTS={**settings.PAYMENTS, "B2C_DAILY_LIMIT": 100})
 def test_payouts_of_unknown_fate_count_toward_the_daily_cap(api, daraja):
     daraja.post(B2C_URL, body=requests.ReadTimeout("read timed out"))
-    assert api.post(B2C_PATH, payout(amount=60), format="json").json()["status"] == "unknown"
+    first = api.post(B2C_PATH, payout(amount=60), format="json", **new_key())
+    assert first.json()["status"] == "unknown"
 
-    response = api.post(B2C_PATH, payout(amount=50), format="json")
+    response = api.post(B2C_PATH, payout(amount=50), format="json", **new_key())
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["amount"]
@@ -328,7 +330,7 @@ def test_payouts_of_unknown_fate_count_toward_the_daily_cap(api, daraja):
 
 @pytest.mark.parametrize("phone_number", ["0708", "255708374149", "not a phone"])
 def test_bad_phone_number_is_refused_naming_phone_number(api, daraja, phone_number):
-    response = api.post(B2C_PATH, payout(phone_number=phone_number), format="json")
+    response = api.post(B2C_PATH, payout(phone_number=phone_number), format="json", **new_key())
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["phone_number"]
@@ -336,7 +338,9 @@ def test_bad_phone_number_is_refused_naming_phone_number(api, daraja, phone_numb
 
 
 def test_unknown_command_id_is_refused(api, daraja):
-    response = api.post(B2C_PATH, payout(command_id="CustomerPayBillOnline"), format="json")
+    response = api.post(
+        B2C_PATH, payout(command_id="CustomerPayBillOnline"), format="json", **new_key()
+    )
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["command_id"]
@@ -356,7 +360,7 @@ def test_only_staff_holding_pay_out_may_pay_out(who, expected, daraja, user, cle
         "payer": api_client_for(payer),
     }
 
-    response = clients[who].post(B2C_PATH, payout(), format="json")
+    response = clients[who].post(B2C_PATH, payout(), format="json", **new_key())
 
     assert response.status_code == expected, response.content
     assert len(sent(daraja, B2C_URL)) == (1 if expected == 202 else 0)

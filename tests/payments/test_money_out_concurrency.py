@@ -22,6 +22,7 @@ from .money_out import (
     REVERSAL_URL,
     REVERSE_PATH,
     accept,
+    new_key,
     paid_transaction,
     sent,
     staff_user_with,
@@ -48,7 +49,10 @@ def test_concurrent_refunds_never_reverse_more_than_the_payment(daraja, django_u
 
     def refund(index: int) -> tuple[int, list[str]]:
         response = clients[index].post(
-            REVERSE_PATH, {"transaction": str(payment.pk), "amount": 60}, format="json"
+            REVERSE_PATH,
+            {"transaction": str(payment.pk), "amount": 60},
+            format="json",
+            **new_key(),
         )
         return response.status_code, list(response.json().get("errors", {}))
 
@@ -69,7 +73,7 @@ def test_concurrent_payouts_never_pass_the_daily_cap(daraja, django_user_model):
 
     def pay_out(index: int) -> int:
         body = {"phone_number": "0708374149", "amount": 30, "remarks": f"Payout {index}"}
-        return clients[index].post(B2C_PATH, body, format="json").status_code
+        return clients[index].post(B2C_PATH, body, format="json", **new_key()).status_code
 
     answers = run_together(threads, pay_out)
 

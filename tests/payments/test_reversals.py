@@ -16,6 +16,7 @@ from .money_out import (
     REVERSE_PATH,
     accept,
     addressed_to,
+    new_key,
     paid_transaction,
     sent,
     staff_user_with,
@@ -49,7 +50,7 @@ def reverse(api, daraja, payment: Transaction, amount: int | None = None) -> Tra
     body = {"transaction": str(payment.pk), "remarks": "Duplicate payment"}
     if amount is not None:
         body["amount"] = amount
-    response = api.post(REVERSE_PATH, body, format="json")
+    response = api.post(REVERSE_PATH, body, format="json", **new_key())
     assert response.status_code == 202, response.content
     return Transaction.objects.get(pk=response.json()["id"])
 
@@ -68,6 +69,7 @@ def test_reversal_request_names_the_receipt_amount_and_our_shortcode(api, daraja
         REVERSE_PATH,
         {"transaction": str(payment.pk), "amount": 40, "remarks": "Refund"},
         format="json",
+        **new_key(),
     )
 
     assert response.status_code == 202, response.content
@@ -95,7 +97,7 @@ def test_reversal_request_names_the_receipt_amount_and_our_shortcode(api, daraja
 def test_payment_is_found_by_its_receipt_number(api, daraja, payment):
     accept(daraja, REVERSAL_URL)
 
-    response = api.post(REVERSE_PATH, {"transaction": "nlj7rt61sv"}, format="json")
+    response = api.post(REVERSE_PATH, {"transaction": "nlj7rt61sv"}, format="json", **new_key())
 
     assert response.status_code == 202, response.content
     assert response.json()["original"] == str(payment.pk)
@@ -106,7 +108,7 @@ def test_a_c2b_payment_can_be_refunded(api, daraja):
     c2b = paid_transaction(transaction_type=TransactionType.C2B, receipt="RKTQDM7W6S", amount=50)
     accept(daraja, REVERSAL_URL)
 
-    response = api.post(REVERSE_PATH, {"transaction": "RKTQDM7W6S"}, format="json")
+    response = api.post(REVERSE_PATH, {"transaction": "RKTQDM7W6S"}, format="json", **new_key())
 
     assert response.status_code == 202, response.content
     assert response.json()["original"] == str(c2b.pk)
@@ -143,7 +145,9 @@ def test_partial_then_full_reversal_adds_up_to_the_payment(
 def test_refund_above_what_is_left_is_refused_while_a_reversal_is_pending(api, daraja, payment):
     reverse(api, daraja, payment, amount=60)
 
-    response = api.post(REVERSE_PATH, {"transaction": str(payment.pk), "amount": 60}, format="json")
+    response = api.post(
+        REVERSE_PATH, {"transaction": str(payment.pk), "amount": 60}, format="json", **new_key()
+    )
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["amount"]
@@ -159,7 +163,9 @@ def test_a_reversal_of_unknown_fate_still_holds_its_amount(api, daraja, payment,
     reversal.refresh_from_db()
     assert reversal.status == "unknown"
 
-    response = api.post(REVERSE_PATH, {"transaction": str(payment.pk), "amount": 41}, format="json")
+    response = api.post(
+        REVERSE_PATH, {"transaction": str(payment.pk), "amount": 41}, format="json", **new_key()
+    )
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["amount"]
@@ -168,7 +174,9 @@ def test_a_reversal_of_unknown_fate_still_holds_its_amount(api, daraja, payment,
 def test_fully_reversed_payment_cannot_be_refunded_again(api, daraja, payment, post_result):
     settle(post_result, reverse(api, daraja, payment))
 
-    response = api.post(REVERSE_PATH, {"transaction": str(payment.pk), "amount": 1}, format="json")
+    response = api.post(
+        REVERSE_PATH, {"transaction": str(payment.pk), "amount": 1}, format="json", **new_key()
+    )
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["transaction"]
@@ -192,7 +200,7 @@ def test_only_successful_stk_or_c2b_payments_with_a_receipt_can_be_refunded(api,
     made = make()
     ref = str(made.pk) if isinstance(made, Transaction) else str(made)
 
-    response = api.post(REVERSE_PATH, {"transaction": ref}, format="json")
+    response = api.post(REVERSE_PATH, {"transaction": ref}, format="json", **new_key())
 
     assert response.status_code == 400, response.content
     assert list(response.json()["errors"]) == ["transaction"]
@@ -223,12 +231,12 @@ def test_daraja_refusal_answers_502_and_frees_the_amount(api, daraja, payment):
     daraja.post(REVERSAL_URL, status=400, json=load_fixture(INVALID_TRANSACTION_ID))
     accept(daraja, REVERSAL_URL)
 
-    response = api.post(REVERSE_PATH, {"transaction": str(payment.pk)}, format="json")
+    response = api.post(REVERSE_PATH, {"transaction": str(payment.pk)}, format="json", **new_key())
 
     assert response.status_code == 502, response.content
     assert response.json()["code"] == load_fixture(INVALID_TRANSACTION_ID)["errorCode"]
     assert response.json()["transaction"]["status"] == "failed"
-    again = api.post(REVERSE_PATH, {"transaction": str(payment.pk)}, format="json")
+    again = api.post(REVERSE_PATH, {"transaction": str(payment.pk)}, format="json", **new_key())
     assert again.status_code == 202, again.content
     assert again.json()["amount"] == 100
 
@@ -279,7 +287,9 @@ def test_only_staff_holding_refund_may_refund(
         "refunder": api_client_for(refunder),
     }
 
-    response = clients[who].post(REVERSE_PATH, {"transaction": str(payment.pk)}, format="json")
+    response = clients[who].post(
+        REVERSE_PATH, {"transaction": str(payment.pk)}, format="json", **new_key()
+    )
 
     assert response.status_code == expected, response.content
     assert len(sent(daraja, REVERSAL_URL)) == (1 if expected == 202 else 0)

@@ -29,6 +29,7 @@ from .conftest import (
     push_accepted,
     stk_callback,
 )
+from .money_out import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -502,12 +503,12 @@ class TestAuthentication:
 
         assert listed_ids(api.get(TRANSACTIONS_PATH)) == [str(mine.pk)]
 
-    def test_staff_see_everyones_transactions_on_list_detail_and_status(
+    def test_view_transaction_holders_see_everyones_on_list_detail_and_status(
         self, user, other_user, staff_user
     ):
         mine = make_transaction(user, checkout_request_id=CHECKOUT)
         theirs = make_transaction(other_user)
-        staff = api_client_for(staff_user)
+        staff = api_client_for(grant(staff_user, "view_transaction"))
 
         assert set(listed_ids(staff.get(TRANSACTIONS_PATH))) == {str(mine.pk), str(theirs.pk)}
         assert staff.get(detail_path(theirs.pk)).json()["id"] == str(theirs.pk)

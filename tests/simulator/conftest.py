@@ -34,7 +34,14 @@ CALLBACK_DELAY = 0.2
 LATE_DELAY = 1.5
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.1
-STAFF_PERMISSIONS = ("pay_out", "refund", "view_balance", "query_status", "register_c2b_urls")
+STAFF_PERMISSIONS = (
+    "pay_out",
+    "refund",
+    "view_balance",
+    "query_status",
+    "register_c2b_urls",
+    "create_checkout_link",
+)
 
 
 def wait_for(
@@ -140,13 +147,14 @@ def simulator_payments(base: dict, url: str) -> dict:
         "B2C_SHORTCODE": "600992",
         "INITIATOR_NAME": "testapi",
         "SECURITY_CREDENTIAL": "sim-credential",
-        "CALLBACK_SECRET": "sim-callback-secret-0123456789",
+        "CALLBACK_SECRET": "sim-callback-secret-0123456789abcdef",
         "HTTP_MAX_RETRIES": 0,
     }
 
 
 def staff_token(django_user_model, username: str = "sim-staff") -> str:
-    """The API token of a staff user allowed to pay out, refund and see the balance."""
+    """The API token of a staff user allowed to pay out, refund, see the balance and create
+    checkout links."""
     user = django_user_model.objects.create_user(username, password="pw-sim-1", is_staff=True)
     # Looked up by app and model, not through ContentType's cache: transactional tests flush
     # and recreate content types between tests.

@@ -45,7 +45,7 @@ def final(body: dict) -> dict | None:
 # -- creating links ----------------------------------------------------------------------------
 
 
-def test_staff_create_a_checkout_link(simulator):
+def test_staff_holding_the_permission_create_a_checkout_link(simulator):
     response = simulator.post(API + "/checkout", LINK)
 
     assert response.status_code == 201, response.text

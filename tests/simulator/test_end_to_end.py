@@ -3,6 +3,7 @@ simulator's outbox worker really posts to the live server. No HTTP is mocked."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -154,9 +155,16 @@ def test_c2b_payment_is_validated_then_confirmed_and_recorded(simulator, setting
 # -- B2C and reversal --------------------------------------------------------------------------
 
 
+def new_key() -> dict[str, str]:
+    """Payouts and refunds need an Idempotency-Key header."""
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
 def pay_out(simulator, phone_number: str, amount: int = 100) -> dict:
     response = simulator.post(
-        API + "/b2c", {"phone_number": phone_number, "amount": amount, "remarks": "Refund"}
+        API + "/b2c",
+        {"phone_number": phone_number, "amount": amount, "remarks": "Refund"},
+        headers=new_key(),
     )
     assert response.status_code == 202, response.text
     return response.json()
@@ -195,7 +203,7 @@ def test_reversal_result_refunds_the_payment(simulator):
     paid = simulator.stk_push(SUCCESS_PHONE, amount=20)
     paid = simulator.wait_for_stk(paid["checkout_request_id"], "success")
 
-    response = simulator.post(API + "/reverse", {"transaction": paid["id"]})
+    response = simulator.post(API + "/reverse", {"transaction": paid["id"]}, headers=new_key())
     assert response.status_code == 202, response.text
     reversal = simulator.wait_for_transaction(response.json()["id"], "success")
 

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from payments.daraja.errors import DarajaError
 from payments.exceptions import PaymentsError, PaymentValidationError
+from payments.services.audit import audit_failure, audit_record, command_details
 from payments.services.c2b import c2b_urls_register
 
 
@@ -18,12 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--shortcode", default="", help="Default: MPESA_SHORTCODE.")
 
     def handle(self, *args, **options) -> None:
+        request = {name: options[name] for name in ("api_version", "response_type", "shortcode")}
+        details = command_details("mpesa_register_urls", **request)
         try:
-            answer = c2b_urls_register(
-                api_version=options["api_version"],
-                response_type=options["response_type"],
-                shortcode=options["shortcode"],
-            )
+            with audit_failure(actor=None, action="register_c2b_urls", details=details):
+                answer = c2b_urls_register(**request)
         except PaymentValidationError as exc:
             # Name the setting to fix (callback_base_url), as the API's 400 does.
             raise CommandError(f"{exc.field}: {exc.message}") from None
@@ -31,6 +31,6 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         except DarajaError as exc:
             raise CommandError(f"M-Pesa refused the registration: {exc}") from None
-        self.stdout.write(
-            self.style.SUCCESS(f"Registered: {answer.response_code} {answer.response_description}")
-        )
+        outcome = f"{answer.response_code} {answer.response_description}"
+        audit_record(actor=None, action="register_c2b_urls", outcome=outcome, details=details)
+        self.stdout.write(self.style.SUCCESS(f"Registered: {outcome}"))

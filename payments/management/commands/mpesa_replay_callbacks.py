@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from payments.services.audit import audit_record, command_details
 from payments.services.callbacks import callback_events_replay
 
 
@@ -20,7 +21,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         events = callback_events_replay(ids=options["ids"], failed=options["failed"])
+        details = command_details(
+            "mpesa_replay_callbacks", ids=options["ids"], failed=options["failed"]
+        )
         for event in events:
+            audit_record(
+                actor=None,
+                action="reprocess_callback",
+                transaction=event.transaction,
+                outcome=event.outcome,
+                details={"callback_event": event.pk, **details},
+            )
             detail = f": {event.error.splitlines()[-1]}" if event.error else ""
             self.stdout.write(f"event {event.pk} ({event.kind}): {event.outcome}{detail}")
         self.stdout.write(self.style.SUCCESS(f"{len(events)} event(s) replayed"))

@@ -11,7 +11,14 @@ from payments.services.checkout import checkout_link_create, checkout_path
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-pass-2468"  # noqa: S105  (created only with DEBUG on, for local trials)
-DEMO_PERMISSIONS = ("pay_out", "refund", "view_balance", "approve_payout", "create_checkout_link")
+DEMO_PERMISSIONS = (
+    "pay_out",
+    "refund",
+    "view_balance",
+    "approve_payout",
+    "approve_refund",
+    "create_checkout_link",
+)
 
 
 class Command(BaseCommand):
