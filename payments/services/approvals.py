@@ -72,9 +72,7 @@ def approval_request_approve(
 ) -> ApprovalRequest:
     """The checker approves another staff member's request, which is then sent once."""
     with db_transaction.atomic():
-        request = flow.model.objects.select_for_update().get(pk=request_id)
-        if request.state != State.AWAITING_APPROVAL:
-            raise PaymentValidationError(f"{flow.kind}_request", f"is already {request.state}")
+        request = _locked_awaiting(flow, request_id)
         if request.maker_id == checker.pk:
             raise PaymentValidationError(
                 f"{flow.kind}_request",
@@ -95,11 +93,17 @@ def approval_request_reject(
     flow: ApprovalFlow, *, request_id: int, checker: Any
 ) -> ApprovalRequest:
     with db_transaction.atomic():
-        request = flow.model.objects.select_for_update().get(pk=request_id)
-        if request.state != State.AWAITING_APPROVAL:
-            raise PaymentValidationError(f"{flow.kind}_request", f"is already {request.state}")
+        request = _locked_awaiting(flow, request_id)
         _decide(request, State.REJECTED, checker)
     _audit(flow, request, actor=checker, action=f"{flow.kind}_rejected")
+    return request
+
+
+def _locked_awaiting(flow: ApprovalFlow, request_id: int) -> ApprovalRequest:
+    """The request, locked, if it still waits for a decision; a second decision is refused."""
+    request = flow.model.objects.select_for_update().get(pk=request_id)
+    if request.state != State.AWAITING_APPROVAL:
+        raise PaymentValidationError(f"{flow.kind}_request", f"is already {request.state}")
     return request
 
 
