@@ -1,0 +1,163 @@
+"""What every API view shares: the error shape, permissions, idempotent POSTs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+)
+from rest_framework import exceptions, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from payments.api.exceptions import api_exception_handler
+from payments.api.serializers import (
+    ErrorSerializer,
+)
+from payments.enums import TransactionStatus
+from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.services.idempotency import (
+    KEY_MAX_LENGTH,
+    idempotency_key_claim,
+    idempotency_key_complete,
+    idempotency_key_release,
+    request_fingerprint,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Repeat a POST safely: the same key and body get the first answer again; the "
+    "same key with another body gets 422.",
+)
+REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Required: one unique key (e.g. a UUID) per payout or refund, sent again when "
+    "you retry it, so that a retry never moves the money twice. The same key and body get the "
+    "first answer again; the same key with another body gets 422.",
+)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    descriptions = {
+        400: "Invalid input; `errors` names each offending field.",
+        401: "No or invalid credentials (send `Authorization: Token <key>`).",
+        403: "Not staff, or missing the permission this action needs.",
+        404: "No such transaction among yours.",
+        409: "A request with this Idempotency-Key is still being processed.",
+        422: "The Idempotency-Key was used with another body.",
+        429: "Too many requests for this user or this phone number.",
+        503: "M-Pesa is not configured on this server.",
+    }
+    return {c: OpenApiResponse(ErrorSerializer, description=descriptions[c]) for c in codes}
+
+
+def transaction_answer(transaction, serializer_class, *, accepted: int) -> Response:
+    """202 while Daraja's answer is unknown; 502 with Daraja's code when it refused."""
+    body = serializer_class(transaction).data
+    if transaction.status == TransactionStatus.FAILED:
+        return Response(
+            {
+                "code": transaction.result_code or "daraja_error",
+                "detail": transaction.result_desc or "M-Pesa refused the request.",
+                "transaction": body,
+            },
+            status=status.HTTP_502_BAD_GATEWAY,
+        )
+    if transaction.status == TransactionStatus.UNKNOWN:
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+    return Response(body, status=accepted)
+
+
+class HasRequiredPermission(BasePermission):
+    """Staff holding the view's ``required_permission`` (e.g. "payments.pay_out")."""
+
+    message = "You need a staff account with the permission for this action."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        required = getattr(view, "required_permission", None)
+        return bool(
+            user
+            and user.is_authenticated
+            and user.is_staff
+            and (required is None or user.has_perm(required))
+        )
+
+
+class PaymentsAPIView(APIView):
+    """Our error shape, whichever exception handler the host project configured."""
+
+    permission_classes = (IsAuthenticated,)
+
+    def get_exception_handler(self) -> Callable:
+        return api_exception_handler
+
+
+class IdempotentPostMixin:
+    """Answers repeats of a POST that carries an Idempotency-Key from the stored first answer."""
+
+    # Errors raised before anything was sent anywhere: the key is freed for a corrected retry.
+    RELEASING_ERRORS = (
+        exceptions.ValidationError,
+        exceptions.ParseError,
+        PaymentValidationError,
+        PaymentsNotConfiguredError,
+    )
+
+    # True for money out, where a retry without a key could pay twice.
+    idempotency_key_required = False
+
+    def idempotent(self, request: Request, handler: Callable[[Request], Response]) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if not key and self.idempotency_key_required:
+            raise PaymentValidationError(
+                "Idempotency-Key",
+                "is required: send a unique key with each payout or refund, and the same key "
+                "when you retry it",
+            )
+        if not key:
+            return handler(request)
+        if len(key) > KEY_MAX_LENGTH:
+            raise PaymentValidationError(
+                "Idempotency-Key", f"must be at most {KEY_MAX_LENGTH} characters"
+            )
+        fingerprint = request_fingerprint(
+            method=request.method, path=request.path.rstrip("/"), data=request.data
+        )
+        record, stored = idempotency_key_claim(user=request.user, key=key, fingerprint=fingerprint)
+        if stored is not None:
+            response = Response(stored.body, status=stored.status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            response = handler(request)
+        except self.RELEASING_ERRORS:
+            idempotency_key_release(record=record)
+            raise
+        except Exception:
+            # Something broke after the request may have reached Daraja: never let a retry
+            # with this key start a second payment.
+            idempotency_key_complete(
+                record=record,
+                status=500,
+                body={"code": "server_error", "detail": "The first request with this key failed."},
+            )
+            raise
+        idempotency_key_complete(record=record, status=response.status_code, body=response.data)
+        return response
+
+
+class StaffAPIView(PaymentsAPIView):
+    permission_classes = (IsAuthenticated, HasRequiredPermission)
+    required_permission: str | None = None

@@ -1,0 +1,149 @@
+"""STK Push and transaction history: what the mobile app calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.filters import OrderingFilter
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.viewsets import ReadOnlyModelViewSet
+
+from payments.api.exceptions import api_exception_handler
+from payments.api.filters import TransactionFilter, TransactionSearchFilter
+from payments.api.serializers import (
+    StkPushFailedSerializer,
+    StkPushRequestSerializer,
+    StkPushResultSerializer,
+    TransactionSerializer,
+)
+from payments.api.throttles import (
+    StkPushPhoneThrottle,
+    StkPushUserThrottle,
+)
+from payments.api.views.base import (
+    IDEMPOTENCY_HEADER,
+    IdempotentPostMixin,
+    PaymentsAPIView,
+    error_responses,
+    transaction_answer,
+)
+from payments.models import Transaction
+from payments.selectors import transaction_may_query, transaction_visible_to
+from payments.services.idempotency import (
+    idempotency_key_answered,
+)
+from payments.services.stk_push import (
+    stk_push_initiate,
+    stk_push_refresh_if_stale,
+)
+
+
+class StkPushView(IdempotentPostMixin, PaymentsAPIView):
+    throttle_classes = (StkPushUserThrottle, StkPushPhoneThrottle)
+
+    def check_throttles(self, request: Request) -> None:
+        # A repeat answered from its stored first response starts nothing: never throttle it.
+        key = request.headers.get("Idempotency-Key")
+        if key and idempotency_key_answered(user=request.user, key=key):
+            return
+        super().check_throttles(request)
+
+    @extend_schema(
+        operation_id="stk_push_create",
+        summary="Start an STK Push (M-Pesa PIN prompt on the customer's phone)",
+        description="201 means Daraja accepted the request and the prompt is on its way: the "
+        "payment is NOT done. Poll the status endpoint until a final status.",
+        request=StkPushRequestSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            201: OpenApiResponse(StkPushResultSerializer, description="Prompt sent; `pending`."),
+            202: OpenApiResponse(
+                StkPushResultSerializer,
+                description="Daraja's answer was lost (timeout or server error): status "
+                "`unknown`. Never retry with a new key; poll the transaction, which the callback "
+                "or reconciliation settles.",
+            ),
+            502: OpenApiResponse(
+                StkPushFailedSerializer,
+                description="Daraja refused the request; `code` is Daraja's error code. The "
+                "transaction is stored as `failed`.",
+            ),
+            **error_responses(400, 401, 409, 422, 429, 503),
+        },
+        tags=["STK Push"],
+    )
+    def post(self, request: Request) -> Response:
+        return self.idempotent(request, self._start_push)
+
+    def _start_push(self, request: Request) -> Response:
+        serializer = StkPushRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        transaction = stk_push_initiate(user=request.user, **serializer.validated_data)
+        return transaction_answer(
+            transaction, StkPushResultSerializer, accepted=status.HTTP_201_CREATED
+        )
+
+
+class StkPushStatusView(PaymentsAPIView):
+    @extend_schema(
+        operation_id="stk_push_status",
+        summary="The status of an STK Push",
+        description="Poll every 2-3 seconds until `status` is final (success, failed, "
+        "cancelled, timeout, reversed). Answered from our database; a push still pending "
+        "after a while is checked with M-Pesa first when you started it (or hold "
+        "payments.query_status). Other people's pushes need payments.view_transaction.",
+        responses={200: TransactionSerializer, **error_responses(401, 404)},
+        tags=["STK Push"],
+    )
+    def get(self, request: Request, checkout_request_id: str) -> Response:
+        transaction = get_object_or_404(
+            transaction_visible_to(request.user), checkout_request_id=checkout_request_id
+        )
+        if transaction_may_query(request.user, transaction):
+            transaction = stk_push_refresh_if_stale(transaction=transaction)
+        return Response(TransactionSerializer(transaction).data)
+
+
+class TransactionPagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+@extend_schema(
+    tags=["Transactions"], responses={200: TransactionSerializer, **error_responses(401, 404)}
+)
+class TransactionViewSet(ReadOnlyModelViewSet):
+    """Transaction history: your own, or everyone's with payments.view_transaction."""
+
+    queryset = Transaction.objects.none()  # replaced per request; names the model for the schema
+    serializer_class = TransactionSerializer
+    permission_classes = (IsAuthenticated,)
+    pagination_class = TransactionPagination
+    filterset_class = TransactionFilter
+    filter_backends = (
+        DjangoFilterBackend,
+        TransactionSearchFilter,
+        OrderingFilter,
+    )
+    search_fields = ("mpesa_receipt_number", "account_reference", "phone_number")
+    ordering_fields = ("created_at", "amount", "status", "transaction_date")
+    ordering = ("-created_at",)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Transaction.objects.none()
+        return transaction_visible_to(self.request.user)
+
+    def get_exception_handler(self) -> Callable:
+        return api_exception_handler
