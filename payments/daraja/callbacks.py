@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -10,6 +9,7 @@ from typing import Any, TypeVar
 
 from .dates import parse_daraja_datetime
 from .errors import DarajaCallbackError
+from .jsontext import loads_bounded, storable
 
 CallbackBody = dict[str, Any] | str | bytes
 
@@ -32,24 +32,14 @@ def _load(body: CallbackBody) -> dict[str, Any]:
         data = bytes(body).decode("utf-8", errors="replace")
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = loads_bounded(data)
         except ValueError as exc:
-            raise DarajaCallbackError("body is not valid JSON", raw=body) from exc
+            raise DarajaCallbackError(f"body is not valid JSON ({exc})", raw=body) from exc
     if not isinstance(data, dict):
         raise DarajaCallbackError("body is not a JSON object", raw=body)
-    return _without_nul(data)
-
-
-def _without_nul(value: Any) -> Any:
-    """JSON can escape a NUL ("\\u0000"). No Daraja value holds one and databases refuse it in
-    text, so it reads as U+FFFD, like an invalid byte, in keys and values alike."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(item) for item in value]
-    return value
+    # JSON can escape a NUL or a lone surrogate ("\u0000", "\udfff"). No Daraja value holds
+    # one and databases refuse them in text: they read as U+FFFD, like an invalid byte.
+    return storable(data)
 
 
 def _key(name: Any) -> str:
