@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format check clean screenshots
+.PHONY: run test fuzz concurrency lint format check clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,15 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not fuzz and not concurrency"
+
+# Garbage at every public URL, the API against its own schema, bodies through a real gunicorn.
+fuzz: $(VENV)/.installed-dev
+	$(BIN)/pytest -m fuzz
+
+# Races with real threads; needs DATABASE_URL=postgres://... (skipped on SQLite).
+concurrency: $(VENV)/.installed-dev
+	$(BIN)/pytest -m concurrency
 
 check: $(VENV)/.installed-dev .env
 	$(BIN)/python manage.py check
