@@ -141,8 +141,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "payments.api.exceptions.api_exception_handler",
-    # Proxies in front of this server; throttles trust that many X-Forwarded-For hops and no
-    # more (0: the connecting address, which a client cannot forge).
+    # Proxies in front of this server; throttles, the admin login limits and the callback
+    # allowlist trust that many X-Forwarded-For hops and no more (0: the connecting address,
+    # which a client cannot forge). payments/network.py reads it.
     "NUM_PROXIES": int(env.str("DJANGO_NUM_PROXIES", default="") or 0),
 }
 
@@ -225,6 +226,14 @@ PAYMENTS = {
     "HTTP_TIMEOUT": _http_timeout(env.str("MPESA_HTTP_TIMEOUT", default="5,30")),
     "STK_RATE_PER_PHONE": env.str("MPESA_STK_RATE_PER_PHONE", default="") or "5/min",
     "STK_RATE_PER_USER": env.str("MPESA_STK_RATE_PER_USER", default="") or "30/min",
+    "CALLBACK_ALLOWED_NETWORKS": env.list("MPESA_CALLBACK_ALLOWED_NETWORKS", default=[]),
+    "ADMIN_LOGIN_FAILURES_PER_USERNAME": int(
+        env.str("MPESA_ADMIN_LOGIN_FAILURES_PER_USERNAME", default="") or 5
+    ),
+    "ADMIN_LOGIN_FAILURES_PER_ADDRESS": int(
+        env.str("MPESA_ADMIN_LOGIN_FAILURES_PER_ADDRESS", default="") or 20
+    ),
+    "ADMIN_LOGIN_LOCKOUT": int(env.str("MPESA_ADMIN_LOGIN_LOCKOUT", default="") or 15 * 60),
 }
 
 DARAJA_SIMULATOR = {

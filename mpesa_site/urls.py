@@ -6,7 +6,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from payments.admin_login import ThrottledAdminAuthenticationForm
 from payments.conf import payments_settings
+
+# Failed admin logins are limited per username and per client address (PAYMENTS ADMIN_LOGIN_*).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 # Daraja's paths, simulated. A server that serves them accepts the simulator's public
 # credentials and fabricates payments, so only a DEBUG server in simulator mode mounts them

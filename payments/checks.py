@@ -12,6 +12,7 @@ from payments.conf import ENVIRONMENTS, STK_TRANSACTION_TYPES, is_missing, payme
 from payments.daraja.config import banned_url_words, resolve_base_url
 from payments.daraja.errors import DarajaConfigurationError
 from payments.daraja.security import read_certificate
+from payments.network import callback_networks_parse
 
 CREDENTIAL_SETTINGS = ("CONSUMER_KEY", "CONSUMER_SECRET", "SHORTCODE", "PASSKEY")
 MIN_CALLBACK_SECRET_LENGTH = 32
@@ -148,6 +149,19 @@ def check_payments_settings(app_configs: Any = None, **kwargs: Any) -> list:
                     id="payments.E008",
                 )
             )
+
+    try:
+        callback_networks_parse(s.CALLBACK_ALLOWED_NETWORKS)
+    except ValueError as exc:
+        messages.append(
+            Error(
+                f"The callback allowlist cannot be read: {exc}.",
+                hint="Set MPESA_CALLBACK_ALLOWED_NETWORKS (PAYMENTS['CALLBACK_ALLOWED_NETWORKS']) "
+                "to addresses or CIDR networks separated by commas, and/or 'safaricom'; until "
+                "then every callback is refused (stored, not processed).",
+                id="payments.E011",
+            )
+        )
 
     b2c_missing = s.missing(("B2C_SHORTCODE", "INITIATOR_NAME"))
     if is_missing(s.SECURITY_CREDENTIAL):

@@ -80,6 +80,17 @@ DEFAULTS: dict[str, Any] = {
     "REFUND_APPROVAL_THRESHOLD": 10_000,
     # Hosted checkout links expire after this many seconds unless given an expiry.
     "CHECKOUT_LINK_TTL": 24 * 60 * 60,
+    # Networks allowed to post callbacks (addresses or CIDR networks; "safaricom" stands for
+    # Safaricom's published list). Empty: off, any source. A callback from elsewhere is stored
+    # with outcome "refused", never processed, and answered 403. The client address is read
+    # behind DRF's NUM_PROXIES trusted proxies (payments/network.py).
+    "CALLBACK_ALLOWED_NETWORKS": (),
+    # Admin login: after this many failed logins for one username, or from one client address,
+    # within ADMIN_LOGIN_LOCKOUT seconds of the first, further attempts are refused until
+    # those seconds have passed.
+    "ADMIN_LOGIN_FAILURES_PER_USERNAME": 5,
+    "ADMIN_LOGIN_FAILURES_PER_ADDRESS": 20,
+    "ADMIN_LOGIN_LOCKOUT": 15 * 60,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

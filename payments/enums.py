@@ -100,6 +100,9 @@ class CallbackOutcome(models.TextChoices):
     UNMATCHED = "unmatched", "Unmatched"
     REJECTED = "rejected", "Rejected"
     ERROR = "error", "Error"
+    # From a source outside PAYMENTS["CALLBACK_ALLOWED_NETWORKS"]: kept, never processed unless
+    # a person re-processes it (a replay of failed events leaves it alone).
+    REFUSED = "refused", "Refused (source address)"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from mpesa_site.settings import *  # noqa: F403
 DEBUG = False
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# First, so that it sees every answer as it leaves: tests/leaks.py scans the error bodies.
+MIDDLEWARE = ["tests.leaks.ErrorBodyMiddleware", *MIDDLEWARE]  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Fake credentials: Daraja is mocked at the HTTP layer, so these never leave the machine.

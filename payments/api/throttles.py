@@ -7,6 +7,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from payments.conf import payments_settings
 from payments.daraja.errors import InvalidPhoneNumberError
 from payments.daraja.phone import normalize_phone_number
+from payments.network import client_address
 
 
 class _SettingsRateThrottle(SimpleRateThrottle):
@@ -18,6 +19,11 @@ class _SettingsRateThrottle(SimpleRateThrottle):
         # SimpleRateThrottle reads DEFAULT_THROTTLE_RATES here; ours come from PAYMENTS.
         self.rate = getattr(payments_settings, self.setting_name)
         self.num_requests, self.duration = self.parse_rate(self.rate)
+
+    def get_ident(self, request) -> str:
+        # DRF's own trusts the whole X-Forwarded-For when NUM_PROXIES is unset: a client could
+        # name itself anew with each request.
+        return client_address(request) or "unknown"
 
 
 class StkPushUserThrottle(_SettingsRateThrottle):

@@ -351,8 +351,8 @@ def _process_inquiry_queue_timeout(event: CallbackEvent) -> None:
     inquiry = _locked_inquiry(event)
     if inquiry is None:
         return
-    inquiry_queue_timeout_apply(inquiry=inquiry)
-    _settle_event(event, CallbackOutcome.PROCESSED, "")
+    applied = inquiry_queue_timeout_apply(inquiry=inquiry)
+    _settle_event(event, CallbackOutcome.PROCESSED if applied else CallbackOutcome.DUPLICATE, "")
 
 
 def _process_c2b_confirmation(event: CallbackEvent) -> None:

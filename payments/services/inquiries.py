@@ -206,13 +206,20 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
     return "settled"
 
 
-def inquiry_queue_timeout_apply(*, inquiry: DarajaInquiry) -> None:
-    """Daraja's queue timed out: the inquiry's answer will not come; it may be asked again."""
-    if inquiry.status in (InquiryStatus.PENDING, InquiryStatus.UNKNOWN):
-        inquiry.status = InquiryStatus.UNKNOWN
-        inquiry.result_desc = "Daraja's queue timed out before answering."
-        inquiry.completed_at = timezone.now()
-        inquiry.save()
+def inquiry_queue_timeout_apply(*, inquiry: DarajaInquiry) -> bool:
+    """Daraja's queue timed out: the inquiry's answer will not come; it may be asked again.
+
+    Returns False, changing nothing, for an inquiry already answered or timed out (a repeated
+    timeout, or one that lost the race to its result).
+    """
+    answered = inquiry.completed_at is not None
+    if answered or inquiry.status not in (InquiryStatus.PENDING, InquiryStatus.UNKNOWN):
+        return False
+    inquiry.status = InquiryStatus.UNKNOWN
+    inquiry.result_desc = "Daraja's queue timed out before answering."
+    inquiry.completed_at = timezone.now()
+    inquiry.save()
+    return True
 
 
 def _inquiry_settle(inquiry: DarajaInquiry, result_code: str, result_desc: str) -> None:

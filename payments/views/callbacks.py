@@ -21,6 +21,7 @@ from payments.daraja.callbacks import parse_c2b_notification
 from payments.daraja.errors import DarajaCallbackError
 from payments.enums import CallbackKind, CallbackOutcome
 from payments.models import CallbackEvent
+from payments.network import callback_source_refusal, client_address
 from payments.selectors import callback_token_exists
 from payments.services.c2b import OTHER_ERROR, C2BValidationResult, c2b_validate
 from payments.services.callbacks import callback_event_process, callback_event_record
@@ -29,13 +30,9 @@ logger = logging.getLogger(__name__)
 
 ACKNOWLEDGEMENT = {"ResultCode": 0, "ResultDesc": "Accepted"}
 C2B_CONFIRMATION_ACKNOWLEDGEMENT = {"ResultCode": 0, "ResultDesc": "Success"}
+REFUSAL = {"ResultCode": 1, "ResultDesc": "Refused: source address not allowed"}
 # C2B events are not tied to one request; the shared secret is never stored as their token.
 C2B_EVENT_LABEL = "c2b"
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The connecting address. X-Forwarded-For is kept in the stored headers, not trusted."""
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _record(request: HttpRequest, kind: str, token: str) -> CallbackEvent:
@@ -43,9 +40,29 @@ def _record(request: HttpRequest, kind: str, token: str) -> CallbackEvent:
         kind=kind,
         token=token,
         body=request.body,
-        source_ip=client_ip(request),
+        source_ip=client_address(request),
         headers=dict(request.headers),
     )
+
+
+def _refusal(event: CallbackEvent) -> JsonResponse | None:
+    """403 for a callback from outside the allowlist, once it is stored and marked refused.
+
+    Nothing is lost: the event stays in the callback inbox, outcome "refused", for a person to
+    check and re-process (a genuine callback from an address Safaricom added to its list).
+    """
+    reason = callback_source_refusal(event.source_ip)
+    if reason is None:
+        return None
+    CallbackEvent.objects.filter(pk=event.pk).update(outcome=CallbackOutcome.REFUSED, error=reason)
+    logger.warning(
+        "%s callback event %s refused: %s",
+        event.kind,
+        event.pk,
+        reason,
+        extra={"callback_event": event.pk},
+    )
+    return JsonResponse(REFUSAL, status=403)
 
 
 @method_decorator([csrf_exempt, db_transaction.non_atomic_requests], name="dispatch")
@@ -60,6 +77,9 @@ class ResultCallbackView(View):
         if not callback_token_exists(callback_token):
             raise Http404("unknown callback")
         event = _record(request, self.kind, callback_token)
+        refused = _refusal(event)
+        if refused is not None:
+            return refused
         callback_event_process(event=event)
         # Acknowledged once stored, whatever processing made of it: the stored event keeps any
         # error for a human or a replay.
@@ -78,6 +98,9 @@ class C2BCallbackView(View):
         if is_missing(expected) or not hmac.compare_digest(secret.encode(), expected.encode()):
             raise Http404("unknown callback")
         event = _record(request, self.kind, C2B_EVENT_LABEL)
+        refused = _refusal(event)
+        if refused is not None:
+            return refused
         if self.kind == CallbackKind.C2B_VALIDATION:
             return JsonResponse(self._validate(event).as_response())
         callback_event_process(event=event)

@@ -176,6 +176,20 @@ def test_balance_queue_timeout_leaves_the_inquiry_unknown(api, daraja, post_resu
     assert api.get(BALANCE_PATH).json() == []
 
 
+def test_the_same_queue_timeout_twice_is_recorded_once_and_a_duplicate(api, daraja, post_result):
+    inquiry = ask_balance(api, daraja)
+    post_result("balance", inquiry.token, load_fixture(BALANCE), "timeout")
+    inquiry.refresh_from_db()
+    first = (inquiry.status, inquiry.completed_at)
+
+    post_result("balance", inquiry.token, load_fixture(BALANCE), "timeout")
+
+    inquiry.refresh_from_db()
+    assert (inquiry.status, inquiry.completed_at) == first
+    outcomes = CallbackEvent.objects.filter(inquiry=inquiry).order_by("pk")
+    assert list(outcomes.values_list("outcome", flat=True)) == ["processed", "duplicate"]
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize(
     ("who", "allowed"),

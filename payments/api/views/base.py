@@ -20,6 +20,7 @@ from payments.api.exceptions import api_exception_handler
 from payments.api.serializers import (
     ErrorSerializer,
 )
+from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.services.idempotency import (
@@ -66,6 +67,10 @@ def transaction_answer(transaction, serializer_class, *, accepted: int) -> Respo
     """202 while Daraja's answer is unknown; 502 with Daraja's code when it refused."""
     body = serializer_class(transaction).data
     if transaction.status == TransactionStatus.FAILED:
+        if "phone_number" in body:
+            # Error bodies end up in logs (a gateway's, the app's error tracker): the phone is
+            # masked there as in our own log lines. The history shows it whole.
+            body["phone_number"] = mask_phone_number(body["phone_number"])
         return Response(
             {
                 "code": transaction.result_code or "daraja_error",
