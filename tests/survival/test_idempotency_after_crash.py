@@ -22,6 +22,7 @@ from payments.services.idempotency import (
     request_fingerprint,
 )
 from payments.services.stk_push import stk_push_initiate
+from tests.concurrency import POSTGRESQL_ONLY, run_together
 from tests.payments.conftest import (
     OAUTH_URL,
     PUSH_PATH,
@@ -208,3 +209,42 @@ def test_a_slow_first_request_whose_key_was_taken_over_sends_nothing(daraja, man
 
     assert Transaction.objects.count() == 1
     assert len(sent(daraja, STK_PUSH_URL)) == 1
+
+
+@pytest.mark.concurrency
+@pytest.mark.parametrize(
+    "left_behind",
+    [pytest.param(left, marks=POSTGRESQL_ONLY) for left in ("nothing", "unsent-payout-request")],
+)
+def test_retries_racing_for_a_key_past_its_lease_send_the_payout_once(
+    daraja, django_user_model, left_behind
+):
+    manager = staff_user_with(django_user_model, "manager-race", "pay_out")
+    accept(daraja, B2C_URL)
+    record = killed_before_recording(manager, B2C_PATH, PAYOUT, "raced", age=timedelta(days=1))
+    if left_behind != "nothing":
+        orphan = PayoutRequest.objects.create(
+            state=PayoutRequest.State.SENT,
+            maker=manager,
+            phone_number="254708374149",
+            amount=100,
+            command_id="BusinessPayment",
+            remarks="Supplier invoice 17",
+        )
+        IdempotencyKey.objects.filter(pk=record.pk).update(payout_request=orphan)
+    threads = 10
+    api_client_for(manager)  # the token, committed before the threads start
+    clients = [api_client_for(manager) for _ in range(threads)]
+
+    answers = run_together(
+        threads,
+        lambda index: (
+            clients[index]
+            .post(B2C_PATH, PAYOUT, format="json", HTTP_IDEMPOTENCY_KEY="raced")
+            .status_code
+        ),
+    )
+
+    assert set(answers) <= {202, 409} and 202 in answers, answers
+    assert len(sent(daraja, B2C_URL)) == 1
+    assert Transaction.objects.count() == PayoutRequest.objects.count() == 1
