@@ -39,9 +39,10 @@ COMPLETED = "completed"
 # transaction receipt number does not exist." (ResultType 0, no ResultParameters). Only these
 # codes can fail a request; any other answer is left to a person.
 NOT_FOUND_RESULT_CODES = frozenset({"2032"})
-# Money out whose request may never have reached M-Pesa, which Transaction Status can settle
-# as failed when it finds no such transaction.
-NEVER_ACKNOWLEDGED = (S.UNKNOWN,)
+# Money out whose request may never have reached M-Pesa (Daraja's answer was lost, or its queue
+# timed out), which Transaction Status can settle as failed when it finds no such transaction.
+# A pending one was accepted and awaits its result: "no such transaction" is left to a person.
+FATE_UNKNOWN = (S.UNKNOWN,)
 
 
 class DarajaRefusedError(PaymentsError):
@@ -145,7 +146,7 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
     """Settle the inquiry's transaction from a Transaction Status result (inquiry locked).
 
     "Completed" with result 0 settles it, never downgrading. "No such transaction" fails a
-    payout or refund Daraja never acknowledged, once asked after STATUS_NOT_FOUND_GRACE
+    payout or refund of unknown fate, once asked after STATUS_NOT_FOUND_GRACE
     (``_not_found_apply``). Other answers are kept for a human, and the transaction is flagged
     for review. Returns what happened.
     """
@@ -154,7 +155,7 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
     completed = result.is_success and (result.transaction_status or "").lower() == COMPLETED
     if (
         result.result_code in NOT_FOUND_RESULT_CODES
-        and transaction.status in NEVER_ACKNOWLEDGED
+        and transaction.status in FATE_UNKNOWN
         and transaction.transaction_type in (TransactionType.B2C, TransactionType.REVERSAL)
     ):
         return _not_found_apply(inquiry, transaction, result)
@@ -226,8 +227,8 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
 def _not_found_apply(
     inquiry: DarajaInquiry, transaction: Transaction, result: TransactionStatusResult
 ) -> str:
-    """M-Pesa holds no transaction for a payout or refund whose request Daraja never
-    acknowledged. Asked long enough after the request, that means it never reached M-Pesa and
+    """M-Pesa holds no transaction for a payout or refund of unknown fate. Asked long enough
+    after the request, that means it never reached M-Pesa and
     moved no money: it fails, with the answer as its reason. Asked sooner, M-Pesa may not have
     recorded it yet: reconciliation asks again once the grace period is over.
     """
