@@ -98,19 +98,19 @@ def first_submission(request: HttpRequest) -> bool:
         messages.warning(request, "Start again from the confirmation page: nothing was done.")
         return False
     try:
-        record, _ = idempotency_key_claim(
+        claim = idempotency_key_claim(
             user=request.user,
             key=f"admin-confirmation:{nonce}",
             fingerprint=request_fingerprint(method="POST", path=request.path, data={}),
         )
     except PaymentsError:
-        record = None
-    if record is None:
+        claim = None
+    if claim is None or not claim.process:
         messages.warning(
             request, "This confirmation was already submitted: nothing was done again."
         )
         return False
-    idempotency_key_complete(record=record, status=200, body={})
+    idempotency_key_complete(record=claim.record, status=200, body={})
     return True
 
 

@@ -68,6 +68,11 @@ DEFAULTS: dict[str, Any] = {
     "STK_EXPIRE_AFTER": 10 * 60,
     # Reconciliation: ask Daraja about one row at most once per this many seconds.
     "RECONCILE_INTERVAL": 60,
+    # Reconciliation: a payout or refund of unknown fate (Daraja's answer lost, or its queue
+    # timed out) that Transaction Status, asked at least this many seconds after it was
+    # recorded, says M-Pesa holds no transaction for is settled failed: it never reached
+    # M-Pesa. Asked earlier, the answer may only mean M-Pesa has not recorded it yet.
+    "STATUS_NOT_FOUND_GRACE": 60 * 60,
     # A payout waits for a second person's approval when it would take the maker's payouts
     # sent without approval today (Kenyan day), or those to its phone number, above this many
     # shillings.

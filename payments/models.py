@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from payments.enums import (
     FINAL_STATUSES,
@@ -300,7 +301,13 @@ class BalanceSnapshot(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """The first response to a POST carrying an Idempotency-Key, replayed for repeats."""
+    """The first response to a POST carrying an Idempotency-Key, replayed for repeats.
+
+    Until that response is stored, the key names what its first request created (recorded in
+    the same commit as the write-ahead row), so that a retry answers from it even when the
+    first request died; ``claimed_at`` starts the lease after which a key that created nothing
+    may be processed again.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
@@ -308,7 +315,17 @@ class IdempotencyKey(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body: Any = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
+    transaction = models.ForeignKey(
+        Transaction, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payout_request = models.ForeignKey(
+        "PayoutRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refund_request = models.ForeignKey(
+        "RefundRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [

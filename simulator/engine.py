@@ -318,7 +318,8 @@ def status_accept(payload: dict, *, credential_ok: bool) -> SimulatedRequest:
     if not credential_ok:
         outcome = Outcome("2001", "The initiator information is invalid.")
     elif found is None:
-        outcome = Outcome("R000002", "The OriginalTransactionID is invalid.")
+        # What Daraja's sandbox has been seen answering about an id it does not know.
+        outcome = Outcome("2032", "The transaction receipt number does not exist.")
     else:
         outcome = Outcome("0", "The service request is processed successfully.")
 

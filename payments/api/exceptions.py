@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler
 
 from payments.daraja.errors import DarajaError
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
+from payments.services.approvals import ApprovalRequestSentError
 from payments.services.checkout import CheckoutLinkInvalidError
 from payments.services.idempotency import (
     IdempotencyKeyInProgressError,
@@ -23,6 +24,7 @@ STATUS_BY_ERROR: dict[type[PaymentsError], int] = {
     PaymentsNotConfiguredError: status.HTTP_503_SERVICE_UNAVAILABLE,
     IdempotencyKeyReusedError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     IdempotencyKeyInProgressError: status.HTTP_409_CONFLICT,
+    ApprovalRequestSentError: status.HTTP_409_CONFLICT,
     DarajaRefusedError: status.HTTP_502_BAD_GATEWAY,
     CheckoutLinkInvalidError: status.HTTP_404_NOT_FOUND,
 }

@@ -22,6 +22,13 @@ from payments.services.common import MAY_HAVE_MOVED, amount_total
 State = ApprovalRequest.State
 
 
+class ApprovalRequestSentError(PaymentsError):
+    """The request was sent already, or withdrawn by a retry that found it unsent: nothing is
+    sent (again)."""
+
+    code = "already_sent"
+
+
 @dataclass(frozen=True)
 class ApprovalFlow:
     """One kind of request and how its money is sent."""
@@ -29,7 +36,8 @@ class ApprovalFlow:
     # "payout" or "refund": names the audit actions and the field of refusals.
     kind: str
     model: type[ApprovalRequest]
-    # Sends the request's money, returning its transaction; PaymentsError if nothing was sent.
+    # Sends the request's money, returning its transaction, which it records on the request in
+    # its write-ahead commit (approval_request_link); PaymentsError if nothing was sent.
     send: Callable[[Any], Transaction]
     # The transaction its audit records point at.
     audited: Callable[[Any], Transaction | None]
@@ -63,8 +71,28 @@ def approval_request_start(flow: ApprovalFlow, request: ApprovalRequest) -> Appr
     try:
         return _send(flow, request, actor=request.maker, action=flow.kind)
     except PaymentsError:
-        request.delete()  # nothing was sent: the caller shows the error instead
+        # Nothing was sent unless a transaction was recorded: the caller shows the error.
+        _unsent(flow, request).delete()
         raise
+
+
+def approval_request_link(request: ApprovalRequest, transaction: Transaction) -> None:
+    """Name ``transaction`` as what sends ``request``, in the write-ahead commit that records
+    it: a request is sent once, and one without a transaction has sent nothing.
+
+    Raises ApprovalRequestSentError, rolling the caller's transaction back, when the request
+    already has its transaction or is gone.
+    """
+    linked = (
+        type(request)
+        .objects.filter(pk=request.pk, transaction__isnull=True)
+        .update(transaction=transaction)
+    )
+    if not linked:
+        raise ApprovalRequestSentError(
+            f"{request} was already sent or withdrawn: nothing was sent again."
+        )
+    request.transaction = transaction
 
 
 def approval_request_approve(
@@ -83,9 +111,7 @@ def approval_request_approve(
     try:
         return _send(flow, request, actor=checker, action=f"{flow.kind}_approved")
     except PaymentsError:
-        flow.model.objects.filter(pk=request.pk).update(
-            state=State.AWAITING_APPROVAL, checker=None, decided_at=None
-        )
+        _unsent(flow, request).update(state=State.AWAITING_APPROVAL, checker=None, decided_at=None)
         raise
 
 
@@ -115,10 +141,14 @@ def _decide(request: ApprovalRequest, state: str, checker: Any) -> None:
 
 
 def _send(flow: ApprovalFlow, request: ApprovalRequest, *, actor: Any, action: str):
+    # The send records the transaction on the request itself (approval_request_link).
     request.transaction = flow.send(request)
-    request.save(update_fields=["transaction"])
     _audit(flow, request, actor=actor, action=action)
     return request
+
+
+def _unsent(flow: ApprovalFlow, request: ApprovalRequest) -> QuerySet:
+    return flow.model.objects.filter(pk=request.pk, transaction__isnull=True)
 
 
 def _audit(flow: ApprovalFlow, request: ApprovalRequest, *, actor: Any, action: str) -> None:

@@ -14,7 +14,8 @@ from payments.daraja.client import DarajaClient
 from payments.enums import B2CCommand, TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
-from payments.models import Transaction
+from payments.models import PayoutRequest, Transaction
+from payments.services.approvals import approval_request_link
 from payments.services.common import (
     MAY_HAVE_MOVED,
     PAYOUT_LEDGER_LOCK,
@@ -44,6 +45,7 @@ def b2c_payout_initiate(
     remarks: str,
     command_id: str = B2CCommand.BUSINESS_PAYMENT,
     occasion: str = "",
+    payout_request: PayoutRequest | None = None,
     client: DarajaClient | None = None,
 ) -> Transaction:
     """Send money to a customer. Returns the B2C transaction: pending, unknown or failed.
@@ -51,6 +53,7 @@ def b2c_payout_initiate(
     The row, with our own OriginatorConversationID, is committed before Daraja is called.
     After a read timeout or a 5xx it stays ``unknown`` and is never resent: reconciliation asks
     Transaction Status. Daraja refuses a reused OriginatorConversationID, a second guard.
+    ``payout_request``, the request it sends, names the row in that commit: it is sent once.
     """
     payout = b2c_payout_validated(
         phone_number=phone_number,
@@ -90,6 +93,8 @@ def b2c_payout_initiate(
             user=user if getattr(user, "is_authenticated", False) else None,
             metadata={"request": {"amount": whole_amount, "command_id": command_id}},
         )
+        if payout_request is not None:
+            approval_request_link(payout_request, transaction)
     return money_out_send(
         transaction=transaction,
         what="B2C payout",

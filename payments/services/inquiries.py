@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction as db_transaction
@@ -33,6 +34,15 @@ S = TransactionStatus
 REQUIRED_FOR_INQUIRIES = ("CONSUMER_KEY", "CONSUMER_SECRET", "INITIATOR_NAME")
 # Transaction Status's word for "it went through" (API.md §7).
 COMPLETED = "completed"
+# Transaction Status's result codes for "M-Pesa holds no transaction under this id". API.md §7
+# documents none; Daraja's sandbox has been seen answering an unknown id with 2032 "The
+# transaction receipt number does not exist." (ResultType 0, no ResultParameters). Only these
+# codes can fail a request; any other answer is left to a person.
+NOT_FOUND_RESULT_CODES = frozenset({"2032"})
+# Money out whose request may never have reached M-Pesa (Daraja's answer was lost, or its queue
+# timed out), which Transaction Status can settle as failed when it finds no such transaction.
+# A pending one was accepted and awaits its result: "no such transaction" is left to a person.
+FATE_UNKNOWN = (S.UNKNOWN,)
 
 
 class DarajaRefusedError(PaymentsError):
@@ -135,12 +145,20 @@ def balance_result_apply(*, inquiry: DarajaInquiry, result: AccountBalanceResult
 def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResult) -> str:
     """Settle the inquiry's transaction from a Transaction Status result (inquiry locked).
 
-    Only "Completed" with result 0 settles anything, and never downgrades: other answers are
-    kept for a human, and the transaction is flagged for review. Returns what happened.
+    "Completed" with result 0 settles it, never downgrading. "No such transaction" fails a
+    payout or refund of unknown fate, once asked after STATUS_NOT_FOUND_GRACE
+    (``_not_found_apply``). Other answers are kept for a human, and the transaction is flagged
+    for review. Returns what happened.
     """
     _inquiry_settle(inquiry, result.result_code, result.result_desc)
     transaction = Transaction.objects.select_for_update().get(pk=inquiry.transaction_id)
     completed = result.is_success and (result.transaction_status or "").lower() == COMPLETED
+    if (
+        result.result_code in NOT_FOUND_RESULT_CODES
+        and transaction.status in FATE_UNKNOWN
+        and transaction.transaction_type in (TransactionType.B2C, TransactionType.REVERSAL)
+    ):
+        return _not_found_apply(inquiry, transaction, result)
     if not completed:
         transaction.flag_for_review(
             f"Transaction Status answered {result.result_code} "
@@ -203,6 +221,46 @@ def status_result_apply(*, inquiry: DarajaInquiry, result: TransactionStatusResu
             return "flagged"
     else:  # C2B rows are born successful and never awaiting a result
         return "unchanged"
+    return "settled"
+
+
+def _not_found_apply(
+    inquiry: DarajaInquiry, transaction: Transaction, result: TransactionStatusResult
+) -> str:
+    """M-Pesa holds no transaction for a payout or refund of unknown fate. Asked long enough
+    after the request, that means it never reached M-Pesa and
+    moved no money: it fails, with the answer as its reason. Asked sooner, M-Pesa may not have
+    recorded it yet: reconciliation asks again once the grace period is over.
+    """
+    grace = timedelta(seconds=payments_settings.STATUS_NOT_FOUND_GRACE)
+    if inquiry.created_at - transaction.created_at < grace:
+        interval = timedelta(seconds=payments_settings.RECONCILE_INTERVAL)
+        transaction.last_queried_at = max(
+            transaction.last_queried_at or timezone.now(), transaction.created_at + grace - interval
+        )
+        transaction.save(update_fields=["last_queried_at"])
+        return "unchanged"
+    waited = int((inquiry.created_at - transaction.created_at).total_seconds())
+    reason = (
+        f"M-Pesa has no such transaction ({result.result_desc.strip() or result.result_code}), "
+        f"asked {waited} s after it was recorded: the request never reached M-Pesa."
+    )
+    failure = {
+        "result_code": result.result_code,
+        "result_desc": reason,
+        "source": f"status:{inquiry.pk}",
+        "details": {"not_found": True},
+    }
+    if transaction.transaction_type == TransactionType.B2C:
+        b2c_result_apply(transaction=transaction, **failure)
+    else:
+        reversal_result_apply(reversal=transaction, **failure)
+    logger.warning(
+        "transaction %s failed: %s",
+        transaction.pk,
+        reason,
+        extra={"transaction_id": str(transaction.pk), "inquiry_id": inquiry.pk},
+    )
     return "settled"
 
 

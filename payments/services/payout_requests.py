@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction as db_transaction
 
 from payments.conf import payments_settings
-from payments.models import PayoutRequest, Transaction
+from payments.models import IdempotencyKey, PayoutRequest, Transaction
 from payments.services.approvals import (
     ApprovalFlow,
     approval_needed,
@@ -17,6 +17,7 @@ from payments.services.approvals import (
 )
 from payments.services.b2c import b2c_payout_initiate, b2c_payout_validated
 from payments.services.common import PAYOUT_LEDGER_LOCK, ledger_lock, nairobi_day_start
+from payments.services.idempotency import idempotency_key_link
 
 State = PayoutRequest.State
 
@@ -29,12 +30,14 @@ def payout_request_submit(
     command_id: str,
     remarks: str,
     occasion: str = "",
+    idempotency_key: IdempotencyKey | None = None,
 ) -> PayoutRequest:
     """Send a payout now, or park it for approval (``payout_request_needs_approval``).
 
     The one way staff pay out, from the admin and from the API alike: nobody sends a large
     sum alone, in one payout or in several. The decision and the request row are committed
-    together, one payout at a time, before Daraja is called.
+    together, one payout at a time, before Daraja is called; ``idempotency_key`` (the API
+    request's claimed key) is told of the request in that commit.
     """
     payout = b2c_payout_validated(
         phone_number=phone_number,
@@ -51,6 +54,7 @@ def payout_request_submit(
         request = PayoutRequest.objects.create(
             state=State.AWAITING_APPROVAL if waits else State.SENT, maker=maker, **payout
         )
+        idempotency_key_link(record=idempotency_key, payout_request=request)
     return approval_request_start(PAYOUTS, request)
 
 
@@ -82,6 +86,7 @@ def _send(request: PayoutRequest) -> Transaction:
         command_id=request.command_id,
         remarks=request.remarks,
         occasion=request.occasion,
+        payout_request=request,
     )
 
 

@@ -8,7 +8,7 @@ from django.db import transaction as db_transaction
 
 from payments.conf import payments_settings
 from payments.exceptions import PaymentsError
-from payments.models import RefundRequest, Transaction
+from payments.models import IdempotencyKey, RefundRequest, Transaction
 from payments.services.approvals import (
     ApprovalFlow,
     approval_needed,
@@ -18,6 +18,7 @@ from payments.services.approvals import (
 )
 from payments.services.audit import audit_record
 from payments.services.common import REFUND_LEDGER_LOCK, ledger_lock, nairobi_day_start
+from payments.services.idempotency import idempotency_key_link
 from payments.services.reversals import (
     reversal_amount_checked,
     reversal_initiate,
@@ -29,14 +30,20 @@ State = RefundRequest.State
 
 
 def refund_request_submit(
-    *, maker: Any, transaction_ref: str, remarks: str, amount: int | None = None
+    *,
+    maker: Any,
+    transaction_ref: str,
+    remarks: str,
+    amount: int | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> RefundRequest:
     """Refund a payment now, or park the refund for approval (``refund_request_needs_approval``).
 
     The one way staff refund, from the admin and from the API alike. ``amount`` defaults to
     all that is left to refund; a parked refund holds its amount, so the refunds of one
     payment, sent or waiting, never add up to more than it. The decision and the request row
-    are committed together, one refund at a time, before Daraja is called. A refusal is
+    are committed together, one refund at a time, before Daraja is called; ``idempotency_key``
+    (the API request's claimed key) is told of the request in that commit. A refusal is
     audited too.
     """
     original = None
@@ -54,6 +61,7 @@ def refund_request_submit(
                 amount=to_refund,
                 remarks=remarks,
             )
+            idempotency_key_link(record=idempotency_key, refund_request=request)
         return approval_request_start(REFUNDS, request)
     except PaymentsError as exc:
         audit_record(
@@ -94,6 +102,7 @@ def _send(request: RefundRequest) -> Transaction:
         transaction_ref=str(request.original_id),
         amount=request.amount,
         remarks=request.remarks,
+        refund_request=request,
     )
 
 

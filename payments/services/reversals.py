@@ -16,6 +16,7 @@ from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
 from payments.models import RefundRequest, Transaction
+from payments.services.approvals import approval_request_link
 from payments.services.common import (
     MAY_HAVE_MOVED,
     amount_total,
@@ -40,13 +41,15 @@ def reversal_initiate(
     transaction_ref: str,
     remarks: str,
     amount: int | None = None,
+    refund_request: RefundRequest | None = None,
     client: DarajaClient | None = None,
 ) -> Transaction:
     """Refund a successful STK or C2B payment, by our id or its M-Pesa receipt number.
 
     ``amount`` defaults to all that is not yet reversed. The original row is locked while the
     amount is checked and the REVERSAL row is written, so two staff refunding at once can never
-    reverse more than was paid. The REVERSAL row is committed before Daraja is called.
+    reverse more than was paid. The REVERSAL row is committed before Daraja is called, naming
+    it on ``refund_request``, the request it sends, in the same commit: it is sent once.
     """
     remarks = reversal_validated(remarks=remarks, amount=amount)
     client = client or get_daraja_client()
@@ -71,6 +74,8 @@ def reversal_initiate(
             user=user if getattr(user, "is_authenticated", False) else None,
             metadata={"request": {"amount": to_reverse, "receipt": original.mpesa_receipt_number}},
         )
+        if refund_request is not None:
+            approval_request_link(refund_request, reversal)
     return money_out_send(
         transaction=reversal,
         what="Reversal",

@@ -23,7 +23,7 @@ from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus, TransactionType, stk_result_outcome
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
-from payments.models import INCOMING_TYPES, Transaction
+from payments.models import INCOMING_TYPES, IdempotencyKey, Transaction
 from payments.services.common import (
     callback_url,
     ledger_lock,
@@ -32,6 +32,7 @@ from payments.services.common import (
     validated_phone_number,
     validated_whole_amount,
 )
+from payments.services.idempotency import idempotency_key_link
 from payments.signals import payment_failed, payment_succeeded
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def stk_push_initiate(
     account_reference: str,
     transaction_desc: str = "",
     checkout_link: str = "",
+    idempotency_key: IdempotencyKey | None = None,
     client: DarajaClient | None = None,
 ) -> Transaction:
     """Start an STK Push and return its transaction: pending, unknown or failed.
@@ -82,7 +84,7 @@ def stk_push_initiate(
 
     ``checkout_link`` (the link's key) makes the push the link's one payment: while another of
     its payments succeeded or may still succeed, CheckoutLinkUsedError is raised and nothing is
-    sent.
+    sent. ``idempotency_key`` (the API request's claimed key) is told of the row in its commit.
     """
     msisdn, whole_amount, reference, description = _validated_push(
         phone_number=phone_number,
@@ -123,6 +125,7 @@ def stk_push_initiate(
                 }
             },
         )
+        idempotency_key_link(record=idempotency_key, transaction=transaction)
     log_extra = {"transaction_id": str(transaction.pk), "phone": mask_phone_number(msisdn)}
     try:
         ack = client.stk_push(

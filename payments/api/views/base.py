@@ -10,7 +10,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
 )
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +22,8 @@ from payments.api.serializers import (
 )
 from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus
-from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.exceptions import PaymentValidationError
+from payments.models import IdempotencyKey
 from payments.services.idempotency import (
     KEY_MAX_LENGTH,
     idempotency_key_claim,
@@ -55,7 +56,8 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         401: "No or invalid credentials (send `Authorization: Token <key>`).",
         403: "Not staff, or missing the permission this action needs.",
         404: "No such transaction among yours.",
-        409: "A request with this Idempotency-Key is still being processed.",
+        409: "A request with this Idempotency-Key is still being processed and has recorded "
+        "nothing yet; retry shortly.",
         422: "The Idempotency-Key was used with another body.",
         429: "Too many requests for this user or this phone number.",
         503: "M-Pesa is not configured on this server.",
@@ -110,20 +112,18 @@ class PaymentsAPIView(APIView):
 
 
 class IdempotentPostMixin:
-    """Answers repeats of a POST that carries an Idempotency-Key from the stored first answer."""
-
-    # Errors raised before anything was sent anywhere: the key is freed for a corrected retry.
-    RELEASING_ERRORS = (
-        exceptions.ValidationError,
-        exceptions.ParseError,
-        PaymentValidationError,
-        PaymentsNotConfiguredError,
-    )
+    """Answers repeats of a POST that carries an Idempotency-Key: from the stored first answer,
+    or, when the first request never stored one (its worker died mid-call), from what it
+    created, as that is now."""
 
     # True for money out, where a retry without a key could pay twice.
     idempotency_key_required = False
 
-    def idempotent(self, request: Request, handler: Callable[[Request], Response]) -> Response:
+    def idempotent(
+        self, request: Request, handler: Callable[[Request, IdempotencyKey | None], Response]
+    ) -> Response:
+        """Answer ``request`` with ``handler(request, record)``, ``record`` being the claimed
+        key, which the handler passes to the service that records what it creates."""
         key = request.headers.get("Idempotency-Key")
         if not key and self.idempotency_key_required:
             raise PaymentValidationError(
@@ -132,7 +132,7 @@ class IdempotentPostMixin:
                 "when you retry it",
             )
         if not key:
-            return handler(request)
+            return handler(request, None)
         if len(key) > KEY_MAX_LENGTH:
             raise PaymentValidationError(
                 "Idempotency-Key", f"must be at most {KEY_MAX_LENGTH} characters"
@@ -140,27 +140,29 @@ class IdempotentPostMixin:
         fingerprint = request_fingerprint(
             method=request.method, path=request.path.rstrip("/"), data=request.data
         )
-        record, stored = idempotency_key_claim(user=request.user, key=key, fingerprint=fingerprint)
-        if stored is not None:
-            response = Response(stored.body, status=stored.status)
-            response["Idempotent-Replayed"] = "true"
-            return response
-        try:
-            response = handler(request)
-        except self.RELEASING_ERRORS:
-            idempotency_key_release(record=record)
-            raise
-        except Exception:
-            # Something broke after the request may have reached Daraja: never let a retry
-            # with this key start a second payment.
+        claim = idempotency_key_claim(user=request.user, key=key, fingerprint=fingerprint)
+        if claim.process:
+            try:
+                response = handler(request, claim.record)
+            except Exception:
+                # Unless the key names what this request created (it does from the write-ahead
+                # commit on), nothing was sent: the key is freed for a corrected retry.
+                idempotency_key_release(record=claim.record)
+                raise
             idempotency_key_complete(
-                record=record,
-                status=500,
-                body={"code": "server_error", "detail": "The first request with this key failed."},
+                record=claim.record, status=response.status_code, body=response.data
             )
-            raise
-        idempotency_key_complete(record=record, status=response.status_code, body=response.data)
+            return response
+        if claim.stored is not None:
+            response = Response(claim.stored.body, status=claim.stored.status)
+        else:
+            response = self.first_request_answer(claim.record)
+        response["Idempotent-Replayed"] = "true"
         return response
+
+    def first_request_answer(self, record: IdempotencyKey) -> Response:
+        """The answer for what the first request with ``record``'s key created, as it is now."""
+        raise NotImplementedError
 
 
 class StaffAPIView(PaymentsAPIView):

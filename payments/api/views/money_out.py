@@ -35,7 +35,7 @@ from payments.api.views.base import (
     error_responses,
     transaction_answer,
 )
-from payments.models import Transaction
+from payments.models import IdempotencyKey, Transaction
 from payments.selectors import balances_latest
 from payments.services.audit import audit_record
 from payments.services.balances import account_balances_request
@@ -99,11 +99,16 @@ class B2CPayoutView(IdempotentPostMixin, StaffAPIView):
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._pay_out)
 
-    def _pay_out(self, request: Request) -> Response:
+    def _pay_out(self, request: Request, key: IdempotencyKey | None) -> Response:
         serializer = B2CRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        payout = payout_request_submit(maker=request.user, **serializer.validated_data)
+        payout = payout_request_submit(
+            maker=request.user, idempotency_key=key, **serializer.validated_data
+        )
         return approval_answer(payout, PayoutRequestSerializer)
+
+    def first_request_answer(self, record: IdempotencyKey) -> Response:
+        return approval_answer(record.payout_request, PayoutRequestSerializer)
 
 
 class ReversalView(IdempotentPostMixin, StaffAPIView):
@@ -126,7 +131,7 @@ class ReversalView(IdempotentPostMixin, StaffAPIView):
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._reverse)
 
-    def _reverse(self, request: Request) -> Response:
+    def _reverse(self, request: Request, key: IdempotencyKey | None) -> Response:
         serializer = ReversalRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -135,8 +140,12 @@ class ReversalView(IdempotentPostMixin, StaffAPIView):
             transaction_ref=data["transaction"],
             amount=data["amount"],
             remarks=data["remarks"],
+            idempotency_key=key,
         )
         return approval_answer(refund, RefundRequestSerializer)
+
+    def first_request_answer(self, record: IdempotencyKey) -> Response:
+        return approval_answer(record.refund_request, RefundRequestSerializer)
 
 
 class BalanceView(StaffAPIView):

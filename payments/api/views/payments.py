@@ -37,7 +37,7 @@ from payments.api.views.base import (
     error_responses,
     transaction_answer,
 )
-from payments.models import Transaction
+from payments.models import IdempotencyKey, Transaction
 from payments.selectors import transaction_may_query, transaction_visible_to
 from payments.services.idempotency import (
     idempotency_key_answered,
@@ -85,10 +85,18 @@ class StkPushView(IdempotentPostMixin, PaymentsAPIView):
     def post(self, request: Request) -> Response:
         return self.idempotent(request, self._start_push)
 
-    def _start_push(self, request: Request) -> Response:
+    def _start_push(self, request: Request, key: IdempotencyKey | None) -> Response:
         serializer = StkPushRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        transaction = stk_push_initiate(user=request.user, **serializer.validated_data)
+        transaction = stk_push_initiate(
+            user=request.user, idempotency_key=key, **serializer.validated_data
+        )
+        return self._answer(transaction)
+
+    def first_request_answer(self, record: IdempotencyKey) -> Response:
+        return self._answer(record.transaction)
+
+    def _answer(self, transaction: Transaction) -> Response:
         return transaction_answer(
             transaction, StkPushResultSerializer, accepted=status.HTTP_201_CREATED
         )
