@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
 
 from payments.daraja.errors import InvalidPhoneNumberError
@@ -39,4 +40,9 @@ class TransactionSearchFilter(SearchFilter):
     """Search receipt, account reference and phone; a phone in any form finds its number."""
 
     def get_search_terms(self, request):
-        return [_normalized_or_same(term) for term in super().get_search_terms(request)]
+        try:
+            terms = super().get_search_terms(request)
+        except ValidationError as exc:
+            # DRF refuses a NUL without naming the parameter; our 400s name it.
+            raise ValidationError({self.search_param: exc.detail}) from None
+        return [_normalized_or_same(term) for term in terms]

@@ -28,6 +28,9 @@ from payments.signals import payment_failed, payout_failed, reversal_failed
 
 logger = logging.getLogger(__name__)
 
+# The largest amount every database holds in an amount column (PositiveIntegerField).
+AMOUNT_MAX = 2**31 - 1
+
 
 def callback_url(view_name: str, **kwargs: str) -> str:
     """The public URL Daraja calls for ``view_name``: CALLBACK_BASE_URL + our path."""

@@ -17,9 +17,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments.api.exceptions import api_exception_handler
+from payments.api.parsers import BoundedJSONParser
 from payments.api.serializers import (
     ErrorSerializer,
 )
+from payments.daraja.jsontext import has_unstorable_text
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.services.idempotency import (
@@ -95,13 +97,17 @@ class HasRequiredPermission(BasePermission):
         )
 
 
-class PaymentsAPIView(APIView):
-    """Our error shape, whichever exception handler the host project configured."""
+class PaymentsAPIPolicies:
+    """Our error shape and our bounded JSON parser, whatever the host project configured."""
 
-    permission_classes = (IsAuthenticated,)
+    parser_classes = (BoundedJSONParser,)
 
     def get_exception_handler(self) -> Callable:
         return api_exception_handler
+
+
+class PaymentsAPIView(PaymentsAPIPolicies, APIView):
+    permission_classes = (IsAuthenticated,)
 
 
 class IdempotentPostMixin:
@@ -118,20 +124,30 @@ class IdempotentPostMixin:
     # True for money out, where a retry without a key could pay twice.
     idempotency_key_required = False
 
-    def idempotent(self, request: Request, handler: Callable[[Request], Response]) -> Response:
-        key = request.headers.get("Idempotency-Key")
+    def idempotency_key(self, request: Request) -> str:
+        """The request's Idempotency-Key ("" without one), or a 400 naming it when it is
+        missing where required or could not be stored."""
+        key = request.headers.get("Idempotency-Key") or ""
         if not key and self.idempotency_key_required:
             raise PaymentValidationError(
                 "Idempotency-Key",
                 "is required: send a unique key with each payout or refund, and the same key "
                 "when you retry it",
             )
-        if not key:
-            return handler(request)
         if len(key) > KEY_MAX_LENGTH:
             raise PaymentValidationError(
                 "Idempotency-Key", f"must be at most {KEY_MAX_LENGTH} characters"
             )
+        if has_unstorable_text(key):
+            raise PaymentValidationError(
+                "Idempotency-Key", "must not contain NUL or unpaired surrogate characters"
+            )
+        return key
+
+    def idempotent(self, request: Request, handler: Callable[[Request], Response]) -> Response:
+        key = self.idempotency_key(request)
+        if not key:
+            return handler(request)
         fingerprint = request_fingerprint(
             method=request.method, path=request.path.rstrip("/"), data=request.data
         )

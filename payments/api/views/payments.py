@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
@@ -18,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from payments.api.exceptions import api_exception_handler
 from payments.api.filters import TransactionFilter, TransactionSearchFilter
 from payments.api.serializers import (
     StkPushFailedSerializer,
@@ -33,6 +30,7 @@ from payments.api.throttles import (
 from payments.api.views.base import (
     IDEMPOTENCY_HEADER,
     IdempotentPostMixin,
+    PaymentsAPIPolicies,
     PaymentsAPIView,
     error_responses,
     transaction_answer,
@@ -53,7 +51,7 @@ class StkPushView(IdempotentPostMixin, PaymentsAPIView):
 
     def check_throttles(self, request: Request) -> None:
         # A repeat answered from its stored first response starts nothing: never throttle it.
-        key = request.headers.get("Idempotency-Key")
+        key = self.idempotency_key(request)
         if key and idempotency_key_answered(user=request.user, key=key):
             return
         super().check_throttles(request)
@@ -123,7 +121,7 @@ class TransactionPagination(PageNumberPagination):
 @extend_schema(
     tags=["Transactions"], responses={200: TransactionSerializer, **error_responses(401, 404)}
 )
-class TransactionViewSet(ReadOnlyModelViewSet):
+class TransactionViewSet(PaymentsAPIPolicies, ReadOnlyModelViewSet):
     """Transaction history: your own, or everyone's with payments.view_transaction."""
 
     queryset = Transaction.objects.none()  # replaced per request; names the model for the schema
@@ -144,6 +142,3 @@ class TransactionViewSet(ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Transaction.objects.none()
         return transaction_visible_to(self.request.user)
-
-    def get_exception_handler(self) -> Callable:
-        return api_exception_handler
