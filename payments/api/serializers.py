@@ -126,6 +126,7 @@ class BalanceRequestSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
+        trim_whitespace=False,
         help_text="Ask about this shortcode only. Default: the PayBill and the payout shortcode.",
     )
 
@@ -133,7 +134,9 @@ class BalanceRequestSerializer(serializers.Serializer):
 class RegisterUrlsSerializer(serializers.Serializer):
     api_version = serializers.ChoiceField(choices=("v1", "v2"), default="v2")
     response_type = serializers.ChoiceField(choices=("Completed", "Cancelled"), default="Completed")
-    shortcode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    shortcode = serializers.CharField(
+        max_length=16, required=False, allow_blank=True, default="", trim_whitespace=False
+    )
 
 
 class InquirySerializer(serializers.ModelSerializer):

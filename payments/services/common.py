@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, time
 from decimal import Decimal
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 # The largest amount every database holds in an amount column (PositiveIntegerField).
 AMOUNT_MAX = 2**31 - 1
+# PayBill, till and B2C shortcodes; [0-9], not \d, which takes the digits of every script.
+SHORTCODE_PATTERN = re.compile(r"[0-9]{5,7}")
+SHORTCODE_RULE = "must be 5 to 7 digits"
 
 
 def callback_url(view_name: str, **kwargs: str) -> str:
@@ -158,6 +162,15 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
             field, f"must be a whole number of shillings from {minimum} to {maximum}"
         )
     return int(value)
+
+
+def validated_shortcode(value: Any, *, field: str = "shortcode") -> str:
+    """A shortcode as Daraja knows them, or PaymentValidationError naming ``field``: checked
+    before anything is sent ("0" would reach Daraja and come back as its own obscure error)."""
+    text = value if isinstance(value, str) else ""
+    if not SHORTCODE_PATTERN.fullmatch(text):
+        raise PaymentValidationError(field, SHORTCODE_RULE)
+    return text
 
 
 def security_credential_check(*, client: DarajaClient, what: str) -> None:

@@ -1,13 +1,15 @@
 """Issue 10, the API from outside: JSON nested deep (Found 2), lone surrogates and NUL (3), NUL
-in a path (4), JSON 404s (11); what the fuzzing found besides; and malformed requests in bulk at
-every JSON POST endpoint (make fuzz)."""
+in a path (4), shortcodes (10), JSON 404s (11); what the fuzzing found besides; and malformed
+requests in bulk at every JSON POST endpoint (make fuzz)."""
 
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 import pytest
 from django.core.cache import cache
+from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +25,7 @@ from tests.payments.conftest import (
     api_client_for,
     push_accepted,
 )
-from tests.payments.money_out import REFRESH_PATH, paid_transaction
+from tests.payments.money_out import BALANCE_URL, REFRESH_PATH, accept, paid_transaction
 from tests.survival.api_requests import (
     JSON_POST_ENDPOINTS,
     RECORDED,
@@ -212,6 +214,50 @@ def test_found_04_an_admin_page_for_an_id_that_cannot_exist_is_no_500(
 
     # The admin's own answer to an object that does not exist: back to the list, with a note.
     assert response.status_code == 302
+
+
+# -- 10. shortcodes ----------------------------------------------------------------------------
+
+BAD_SHORTCODES = ["0", "1234", "12345678", "17437a", " 174379", "\u0661\u0667\u0664\u0663\u0667"]
+
+
+@pytest.mark.parametrize("endpoint", ["balance", "register-urls"])
+@pytest.mark.parametrize("shortcode", BAD_SHORTCODES)
+def test_found_10_a_shortcode_not_5_to_7_digits_is_refused_before_daraja(
+    post, daraja, endpoint, shortcode
+):
+    response = post(endpoint, json.dumps({"shortcode": shortcode}))
+
+    assert response.status_code == 400
+    assert list(error_body(response)["errors"]) == ["shortcode"]
+    assert nothing_moved(daraja)
+
+
+def test_found_10_balance_of_one_valid_shortcode_is_still_asked(post, daraja):
+    accept(daraja, BALANCE_URL)
+
+    response = post("balance", json.dumps({"shortcode": "60099"}))
+
+    assert response.status_code == 202
+    assert [i["shortcode"] for i in response.json()["inquiries"]] == ["60099"]
+
+
+def test_found_10_register_command_refuses_a_bad_shortcode_before_daraja(daraja):
+    with pytest.raises(CommandError, match="shortcode"):
+        call_command("mpesa_register_urls", "--shortcode", "0", stdout=StringIO())
+
+    assert not daraja.calls
+
+
+def test_found_10_simulate_command_refuses_a_bad_shortcode_before_daraja(daraja):
+    with pytest.raises(CommandError, match="shortcode"):
+        call_command(
+            "mpesa_simulate_c2b",
+            *("--phone", "0708374149", "--amount", "10", "--shortcode", "0"),
+            stdout=StringIO(),
+        )
+
+    assert not daraja.calls
 
 
 # -- 11. API 404s are JSON, the admin's stay HTML ----------------------------------------------
