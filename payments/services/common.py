@@ -150,6 +150,10 @@ def validated_phone_number(value: Any, *, field: str = "phone_number") -> str:
         raise PaymentValidationError(field, exc.message) from None
 
 
+def whole_amount_rule(minimum: int, maximum: int) -> str:
+    return f"must be a whole number of shillings from {minimum} to {maximum}"
+
+
 def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str = "amount") -> int:
     """A whole number of shillings within the limits, or PaymentValidationError."""
     if (
@@ -158,9 +162,7 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
         or value != int(value)
         or not minimum <= value <= maximum
     ):
-        raise PaymentValidationError(
-            field, f"must be a whole number of shillings from {minimum} to {maximum}"
-        )
+        raise PaymentValidationError(field, whole_amount_rule(minimum, maximum))
     return int(value)
 
 

@@ -311,6 +311,22 @@ def test_an_amount_no_column_holds_is_audited_in_the_details(finance):
 
 
 @pytest.mark.parametrize(
+    ("when", "status"),
+    [
+        ("2020-01-23T09:11:40-18:59", 200),  # ISO 8601 allows it; PostgreSQL only to ±15:59
+        ("0001-01-01T00:00:00+05:00", 400),  # before year 1 in UTC
+        ("9999-12-31T23:59:59-05:00", 400),  # after year 9999 in UTC
+    ],
+)
+def test_a_history_date_is_held_in_utc_and_one_out_of_range_is_a_400(finance, when, status):
+    response = api_client_for(finance).get(TRANSACTIONS_PATH, {"created_after": when})
+
+    assert response.status_code == status
+    if status == 400:
+        assert list(error_body(response)["errors"]) == ["created_after"]
+
+
+@pytest.mark.parametrize(
     ("raw", "status"),
     [
         # A NUL in Daraja's answer: stored as U+FFFD, the push answered as accepted.

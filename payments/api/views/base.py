@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -34,14 +33,15 @@ from payments.services.idempotency import (
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "maxLength": KEY_MAX_LENGTH},
     OpenApiParameter.HEADER,
     description="Repeat a POST safely: the same key and body get the first answer again; the "
     "same key with another body gets 422.",
 )
 REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    # HTTP strips the spaces around a header's value: a key of spaces arrives empty.
+    {"type": "string", "maxLength": KEY_MAX_LENGTH, "pattern": r"\S"},
     OpenApiParameter.HEADER,
     required=True,
     description="Required: one unique key (e.g. a UUID) per payout or refund, sent again when "
@@ -52,11 +52,13 @@ REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     descriptions = {
-        400: "Invalid input; `errors` names each offending field.",
+        400: "Invalid input; `errors` names each offending field (code `invalid`), or a body "
+        "that is not JSON or nests deeper than 32 levels (code `parse_error`).",
         401: "No or invalid credentials (send `Authorization: Token <key>`).",
         403: "Not staff, or missing the permission this action needs.",
         404: "No such transaction among yours.",
         409: "A request with this Idempotency-Key is still being processed.",
+        415: "The body is not `application/json`.",
         422: "The Idempotency-Key was used with another body.",
         429: "Too many requests for this user or this phone number.",
         503: "M-Pesa is not configured on this server.",
