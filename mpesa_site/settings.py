@@ -158,6 +158,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["payments.api.schema.document_paths_without_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "payments.api.schema.document_blank_query_parameters",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TransactionStatusEnum": "payments.enums.TransactionStatus",
         "InquiryStatusEnum": "payments.enums.InquiryStatus",

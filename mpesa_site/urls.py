@@ -25,5 +25,8 @@ urlpatterns = [
     path("docs/", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
     path("", include("payments.urls")),
 ]
+# API paths answer 404 in the API's JSON error shape; the admin and pages keep Django's HTML.
+handler404 = "payments.api.exceptions.page_not_found"
+
 if settings.DEBUG and payments_settings.ENVIRONMENT == "simulator":
     urlpatterns += simulator_urlpatterns

@@ -626,6 +626,9 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not (object_id.isascii() and object_id.isdigit()):
+            # No request has this id ("x", "%00"): the admin's "does not exist", not a 500.
+            return super().change_view(request, object_id, form_url, extra_context)
         context = {
             **(extra_context or {}),
             "kind": self.kind,

@@ -41,6 +41,8 @@ CALLBACK_SEGMENT = r"(?P<callback_token>[A-Za-z0-9_-]{16,64})"
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # django.core.signing tokens: URL-safe base64 and colons.
 CHECKOUT_SEGMENT = r"(?P<token>[A-Za-z0-9_:.-]{20,2000})"
+# A segment of any other text, but never a NUL ("%00"): PostgreSQL refuses it in a query.
+FREE_SEGMENT = r"[^/\x00]+"
 
 
 def result_route(path: str, kind: str, name: str):
@@ -51,7 +53,7 @@ def result_route(path: str, kind: str, name: str):
 urlpatterns = [
     re_path(rf"{API}stk-push/?$", StkPushView.as_view(), name="stk-push"),
     re_path(
-        rf"{API}stk-push/status/(?P<checkout_request_id>[^/]+)/?$",
+        rf"{API}stk-push/status/(?P<checkout_request_id>{FREE_SEGMENT})/?$",
         StkPushStatusView.as_view(),
         name="stk-push-status",
     ),
@@ -83,12 +85,12 @@ urlpatterns = [
     result_route("status/{token}/result", K.STATUS_RESULT, "status-result"),
     result_route("status/{token}/timeout", K.STATUS_TIMEOUT, "status-timeout"),
     re_path(
-        rf"{CALLBACKS}c2b/(?P<secret>[^/]+)/validation/?$",
+        rf"{CALLBACKS}c2b/(?P<secret>{FREE_SEGMENT})/validation/?$",
         C2BCallbackView.as_view(kind=K.C2B_VALIDATION),
         name="c2b-validation",
     ),
     re_path(
-        rf"{CALLBACKS}c2b/(?P<secret>[^/]+)/confirmation/?$",
+        rf"{CALLBACKS}c2b/(?P<secret>{FREE_SEGMENT})/confirmation/?$",
         C2BCallbackView.as_view(kind=K.C2B_CONFIRMATION),
         name="c2b-confirmation",
     ),

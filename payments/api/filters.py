@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
+from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
 
 from payments.daraja.errors import InvalidPhoneNumberError
@@ -18,14 +23,33 @@ def _normalized_or_same(value: str) -> str:
         return value.strip()
 
 
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, held in UTC before any query: PostgreSQL refuses UTC offsets
+    beyond ±15:59, which ISO 8601 allows, and a time at the calendar's edge (year 1 at +05:00)
+    overflows when a database converts it."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("is out of range", code="invalid") from None
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
+
+
 class TransactionFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=TransactionStatus.choices)
     transaction_type = django_filters.ChoiceFilter(choices=TransactionType.choices)
     phone_number = django_filters.CharFilter(
         method="filter_phone_number", help_text="Any accepted form: 07…, 2547…, +254…"
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Transaction
@@ -39,4 +63,9 @@ class TransactionSearchFilter(SearchFilter):
     """Search receipt, account reference and phone; a phone in any form finds its number."""
 
     def get_search_terms(self, request):
-        return [_normalized_or_same(term) for term in super().get_search_terms(request)]
+        try:
+            terms = super().get_search_terms(request)
+        except ValidationError as exc:
+            # DRF refuses a NUL without naming the parameter; our 400s name it.
+            raise ValidationError({self.search_param: exc.detail}) from None
+        return [_normalized_or_same(term) for term in terms]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from payments.conf import payments_settings
+from payments.daraja.phone import INVALID_PHONE_MESSAGE, PHONE_NUMBER_PATTERN
 from payments.enums import B2CCommand
 from payments.models import (
     BalanceSnapshot,
@@ -15,22 +18,106 @@ from payments.models import (
     Transaction,
 )
 from payments.selectors import shortcode_label
+from payments.services.checkout import DESCRIPTION_MAX
+from payments.services.common import (
+    AMOUNT_MAX,
+    SHORTCODE_PATTERN,
+    SHORTCODE_RULE,
+    whole_amount_rule,
+)
+from payments.services.stk_push import ACCOUNT_REFERENCE_PATTERN, ACCOUNT_REFERENCE_RULE
 
 # Metadata keys safe to show the owner of a transaction: no callback URLs, no raw bodies.
 SAFE_METADATA_KEYS = ("customer_message",)
 
 
+class Text(serializers.CharField):
+    """A JSON string, checked as sent: DRF's CharField would also take 42 (as "42") and strip
+    spaces before counting max_length, neither of which the OpenAPI schema can say. The
+    services strip what they store. NUL and lone surrogates are refused (400) by CharField."""
+
+    def __init__(self, *, pattern: str | None = None, rule: str = "", **kwargs: Any) -> None:
+        kwargs["trim_whitespace"] = False
+        if pattern:
+            # RegexValidator searches: anchor with \A and \Z (drf-spectacular writes ^ and $).
+            kwargs["validators"] = [
+                RegexValidator(pattern, message=rule),
+                *kwargs.get("validators", ()),
+            ]
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class WholeShillings(serializers.IntegerField):
+    """A JSON integer of shillings within ``limits`` ("STK" or "B2C": PAYMENTS
+    <limits>_MIN_AMOUNT to <limits>_MAX_AMOUNT, read each time a serializer is made); DRF's
+    IntegerField would also take "10", 10.0 and true."""
+
+    default_error_messages = {"invalid": "must be a whole number of shillings (a JSON integer)"}
+
+    def __init__(self, *, limits: str | None = None, **kwargs: Any) -> None:
+        if limits:
+            minimum = getattr(payments_settings, f"{limits}_MIN_AMOUNT")
+            maximum = getattr(payments_settings, f"{limits}_MAX_AMOUNT")
+            rule = whole_amount_rule(minimum, maximum)
+            kwargs.update(
+                min_value=minimum,
+                max_value=maximum,
+                error_messages={"min_value": rule, "max_value": rule},
+                help_text=f"Whole shillings, {minimum} to {maximum}.",
+            )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def phone_number_field() -> Text:
+    return Text(
+        max_length=32,
+        pattern=PHONE_NUMBER_PATTERN.pattern,
+        rule=INVALID_PHONE_MESSAGE,
+        help_text="Kenyan mobile number: 07…, 01…, 2547…, 2541… or +254…, spaces, dashes and "
+        "brackets allowed.",
+    )
+
+
+def shortcode_field(help_text: str) -> Text:
+    return Text(
+        max_length=7,
+        required=False,
+        allow_blank=True,
+        default="",
+        pattern=rf"\A{SHORTCODE_PATTERN.pattern}\Z",
+        rule=SHORTCODE_RULE,
+        help_text=help_text,
+    )
+
+
+def account_reference_field() -> Text:
+    return Text(
+        max_length=64,
+        pattern=rf"\A\s*{ACCOUNT_REFERENCE_PATTERN.pattern}\s*\Z",
+        rule=f"must be {ACCOUNT_REFERENCE_RULE}",
+        help_text=f"Shown in the M-Pesa prompt: {ACCOUNT_REFERENCE_RULE}.",
+    )
+
+
+# What the services ask of remarks once stripped: 2 to 100 characters.
+REMARKS_PATTERN = r"\S[\s\S]*\S"
+
+
 class StkPushRequestSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(
-        max_length=32, help_text="Kenyan mobile number: 07…, 01…, 2547…, 2541… or +254…"
-    )
-    amount = serializers.IntegerField(help_text="Whole shillings, 1 to 250000.")
-    account_reference = serializers.CharField(
-        max_length=64, help_text="Shown in the M-Pesa prompt; 1 to 12 letters, digits, spaces, -."
-    )
-    transaction_desc = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default=""
-    )
+    phone_number = phone_number_field()
+    amount = WholeShillings(limits="STK")
+    account_reference = account_reference_field()
+    transaction_desc = Text(max_length=100, required=False, allow_blank=True, default="")
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -101,39 +188,54 @@ class StkPushFailedSerializer(ErrorSerializer):
 
 
 class B2CRequestSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(max_length=32)
-    amount = serializers.IntegerField(help_text="Whole shillings, 10 to 250000.")
+    phone_number = phone_number_field()
+    amount = WholeShillings(limits="B2C")
     command_id = serializers.ChoiceField(
         choices=B2CCommand.choices, default=B2CCommand.BUSINESS_PAYMENT
     )
-    remarks = serializers.CharField(max_length=100, help_text="2 to 100 characters.")
-    occasion = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    remarks = Text(
+        max_length=100,
+        pattern=REMARKS_PATTERN,
+        rule="must be 2 to 100 characters",
+        help_text="2 to 100 characters.",
+    )
+    occasion = Text(max_length=100, required=False, allow_blank=True, default="")
 
 
 class ReversalRequestSerializer(serializers.Serializer):
-    transaction = serializers.CharField(
-        max_length=64, help_text="Our transaction id, or the payment's M-Pesa receipt number."
+    transaction = Text(
+        max_length=64,
+        pattern=r"\S",
+        rule="give our transaction id or the M-Pesa receipt",
+        help_text="Our transaction id, or the payment's M-Pesa receipt number.",
     )
-    amount = serializers.IntegerField(
-        required=False, allow_null=True, default=None, help_text="Default: all not yet refunded."
+    amount = WholeShillings(
+        min_value=1,
+        max_value=AMOUNT_MAX,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Default: all not yet refunded.",
     )
-    remarks = serializers.CharField(max_length=100, required=False, default="Refund")
+    remarks = Text(
+        max_length=100,
+        required=False,
+        default="Refund",
+        pattern=REMARKS_PATTERN,
+        rule="must be 2 to 100 characters",
+    )
 
 
 class BalanceRequestSerializer(serializers.Serializer):
-    shortcode = serializers.CharField(
-        max_length=16,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="Ask about this shortcode only. Default: the PayBill and the payout shortcode.",
+    shortcode = shortcode_field(
+        "Ask about this shortcode only. Default: the PayBill and the payout shortcode."
     )
 
 
 class RegisterUrlsSerializer(serializers.Serializer):
     api_version = serializers.ChoiceField(choices=("v1", "v2"), default="v2")
     response_type = serializers.ChoiceField(choices=("Completed", "Cancelled"), default="Completed")
-    shortcode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    shortcode = shortcode_field("Register for this shortcode. Default: the PayBill.")
 
 
 class InquirySerializer(serializers.ModelSerializer):
@@ -209,11 +311,9 @@ class TransactionRefreshSerializer(serializers.Serializer):
 
 
 class CheckoutLinkRequestSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(help_text="Whole shillings, 1 to 250000.")
-    account_reference = serializers.CharField(max_length=64)
-    description = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default=""
-    )
+    amount = WholeShillings(limits="STK")
+    account_reference = account_reference_field()
+    description = Text(max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default="")
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, default=None, help_text="Default: in 24 hours."
     )
@@ -229,7 +329,7 @@ class CheckoutLinkSerializer(serializers.Serializer):
 
 
 class CheckoutPayRequestSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(max_length=32)
+    phone_number = phone_number_field()
 
 
 class CheckoutStatusSerializer(serializers.ModelSerializer):

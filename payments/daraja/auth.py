@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .errors import DarajaAuthError, DarajaServerError
+from .jsontext import loads_bounded
 from .transport import Transport, optional_text
 
 OAUTH_PATH = "/oauth/v1/generate"
@@ -143,7 +144,7 @@ class AccessTokenProvider:
             auth=self._credentials,
         )
         try:
-            body = response.json()
+            body = loads_bounded(response.content)
         except ValueError:
             body = None
         if response.status_code >= 500:

@@ -28,6 +28,7 @@ from .errors import (
     DarajaServerError,
     InvalidFieldError,
 )
+from .jsontext import loads_bounded, storable, storable_text
 from .phone import normalize_phone_number
 from .responses import (
     AsyncRequestAcknowledgement,
@@ -59,9 +60,14 @@ STK_QUERY_PENDING_CODE = "500.001.1001"
 
 
 def decode_response(response: requests.Response, *, operation: str) -> dict[str, Any]:
-    """Turn an HTTP answer into its JSON body, or raise the matching DarajaError."""
+    """Turn an HTTP answer into its JSON body, or raise the matching DarajaError.
+
+    The body is read within bounds and made storable: whatever Daraja (or something posing as
+    it) answers ends up in the ledger, and a NUL there would fail the write after the request
+    was accepted.
+    """
     try:
-        body = response.json()
+        body = storable(loads_bounded(response.content))
     except ValueError:
         body = None
     envelope = body if isinstance(body, dict) else {}
@@ -70,7 +76,7 @@ def decode_response(response: requests.Response, *, operation: str) -> dict[str,
         "error_code": optional_text(envelope.get("errorCode")),
         "error_message": optional_text(envelope.get("errorMessage")),
         "request_id": optional_text(envelope.get("requestId")),
-        "raw": body if body is not None else response.text[:2000],
+        "raw": body if body is not None else storable_text(response.text[:2000]),
     }
     status = response.status_code
     if status >= 500:

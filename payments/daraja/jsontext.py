@@ -38,8 +38,8 @@ def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def loads_bounded(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """``json.loads`` that refuses a document nested deeper than ``max_depth``.
+def loads_bounded(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, **options: Any) -> Any:
+    """``json.loads`` (given ``options``) that refuses a document nested deeper than ``max_depth``.
 
     Raises ValueError: JSONTooDeepError, json.JSONDecodeError, or UnicodeDecodeError for bytes
     that are not UTF-8.
@@ -47,7 +47,7 @@ def loads_bounded(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     if json_depth_exceeds(text, max_depth):
         raise JSONTooDeepError(f"JSON nested deeper than {max_depth} levels")
-    return json.loads(text)
+    return json.loads(text, **options)
 
 
 def storable_text(value: str) -> str:

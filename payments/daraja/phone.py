@@ -19,6 +19,13 @@ _SEPARATORS = re.compile(r"[\s\-().]")
 # per-phone limits would count it as another phone.
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _MSISDN = re.compile(r"254[17][0-9]{8}")
+# What normalize_phone_number accepts, as one regular expression for the API schema (separators
+# anywhere, "+" only before 254). tests/survival checks that the two agree.
+_SEP = r"[\s\-().]*"
+PHONE_NUMBER_PATTERN = re.compile(
+    rf"\A{_SEP}(?:\+{_SEP}2{_SEP}5{_SEP}4{_SEP}|2{_SEP}5{_SEP}4{_SEP}|0{_SEP})?"
+    rf"[17](?:{_SEP}[0-9]){{8}}{_SEP}\Z"
+)
 
 
 def normalize_phone_number(raw: str | int, *, field: str = "phone_number") -> str:

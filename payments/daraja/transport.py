@@ -17,6 +17,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from .errors import RATE_LIMIT_ERROR_CODES, DarajaConnectionError
+from .jsontext import loads_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def optional_text(value: object) -> str | None:
 def error_code_of(response: requests.Response) -> str | None:
     """Daraja's dotted errorCode from an error envelope, if the body is one."""
     try:
-        body = response.json()
+        body = loads_bounded(response.content)
     except ValueError:
         return None
     return optional_text(body.get("errorCode")) if isinstance(body, Mapping) else None

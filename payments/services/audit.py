@@ -10,6 +10,7 @@ from typing import Any
 from payments.daraja.errors import DarajaError
 from payments.exceptions import PaymentsError
 from payments.models import AuditRecord, Transaction
+from payments.services.common import AMOUNT_MAX
 
 
 def audit_record(
@@ -21,11 +22,16 @@ def audit_record(
     amount: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditRecord:
+    recorded = amount if amount is not None else getattr(transaction, "amount", None)
+    if recorded is not None and not 0 <= recorded <= AMOUNT_MAX:
+        # A refused request for 10**30 shillings is audited too; no amount column holds that.
+        details = {**(details or {}), "amount_asked": str(recorded)}
+        recorded = None
     return AuditRecord.objects.create(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         action=action,
         transaction=transaction,
-        amount=amount if amount is not None else getattr(transaction, "amount", None),
+        amount=recorded,
         outcome=outcome[:255],
         details=details or {},
     )

@@ -8,6 +8,7 @@ from payments.daraja.client import DarajaClient
 from payments.exceptions import PaymentsNotConfiguredError
 from payments.models import DarajaInquiry
 from payments.selectors import balance_shortcodes
+from payments.services.common import validated_shortcode
 from payments.services.inquiries import DarajaRefusedError, account_balance_request
 
 
@@ -20,7 +21,7 @@ def account_balances_request(
     Daraja refusing one shortcode is kept on its inquiry (failed) and the others are still
     asked: the refusal is raised only when every shortcode was refused.
     """
-    shortcodes = [shortcode] if shortcode else list(balance_shortcodes())
+    shortcodes = [validated_shortcode(shortcode)] if shortcode else list(balance_shortcodes())
     if not shortcodes:
         raise PaymentsNotConfiguredError(
             "No shortcode to ask about: set MPESA_SHORTCODE or MPESA_B2C_SHORTCODE."

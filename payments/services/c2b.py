@@ -25,7 +25,12 @@ from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
 from payments.models import INCOMING_TYPES, Transaction
-from payments.services.common import callback_url, send_on_commit, text_or_none
+from payments.services.common import (
+    callback_url,
+    send_on_commit,
+    text_or_none,
+    validated_shortcode,
+)
 from payments.services.stk_push import stk_payment_book
 from payments.signals import c2b_payment_received
 
@@ -261,6 +266,8 @@ def c2b_urls_register(
         raise PaymentValidationError("api_version", "must be v1 or v2")
     if response_type not in ("Completed", "Cancelled"):
         raise PaymentValidationError("response_type", "must be Completed or Cancelled")
+    if shortcode:
+        validated_shortcode(shortcode)
     secret = str(payments_settings.CALLBACK_SECRET or "")
     if payments_settings.missing(("CALLBACK_SECRET", "CALLBACK_BASE_URL")):
         raise PaymentsNotConfiguredError(
@@ -303,6 +310,8 @@ def c2b_simulate(
     """Ask the sandbox to simulate a customer paying our shortcode."""
     if payments_settings.ENVIRONMENT == "production":
         raise PaymentValidationError("environment", "C2B simulation exists only in the sandbox")
+    if shortcode:
+        validated_shortcode(shortcode)
     client = client or get_daraja_client()
     return client.c2b_simulate(
         phone_number=phone_number,

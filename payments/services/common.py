@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, time
 from decimal import Decimal
@@ -27,6 +28,12 @@ from payments.models import Transaction
 from payments.signals import payment_failed, payout_failed, reversal_failed
 
 logger = logging.getLogger(__name__)
+
+# The largest amount every database holds in an amount column (PositiveIntegerField).
+AMOUNT_MAX = 2**31 - 1
+# PayBill, till and B2C shortcodes; [0-9], not \d, which takes the digits of every script.
+SHORTCODE_PATTERN = re.compile(r"[0-9]{5,7}")
+SHORTCODE_RULE = "must be 5 to 7 digits"
 
 
 def callback_url(view_name: str, **kwargs: str) -> str:
@@ -143,6 +150,10 @@ def validated_phone_number(value: Any, *, field: str = "phone_number") -> str:
         raise PaymentValidationError(field, exc.message) from None
 
 
+def whole_amount_rule(minimum: int, maximum: int) -> str:
+    return f"must be a whole number of shillings from {minimum} to {maximum}"
+
+
 def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str = "amount") -> int:
     """A whole number of shillings within the limits, or PaymentValidationError."""
     if (
@@ -151,10 +162,17 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
         or value != int(value)
         or not minimum <= value <= maximum
     ):
-        raise PaymentValidationError(
-            field, f"must be a whole number of shillings from {minimum} to {maximum}"
-        )
+        raise PaymentValidationError(field, whole_amount_rule(minimum, maximum))
     return int(value)
+
+
+def validated_shortcode(value: Any, *, field: str = "shortcode") -> str:
+    """A shortcode as Daraja knows them, or PaymentValidationError naming ``field``: checked
+    before anything is sent ("0" would reach Daraja and come back as its own obscure error)."""
+    text = value if isinstance(value, str) else ""
+    if not SHORTCODE_PATTERN.fullmatch(text):
+        raise PaymentValidationError(field, SHORTCODE_RULE)
+    return text
 
 
 def security_credential_check(*, client: DarajaClient, what: str) -> None:

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.conf import payments_settings
+from payments.daraja.jsontext import storable
 from payments.exceptions import PaymentsError
 from payments.models import (
     ApprovalRequest,
@@ -198,10 +199,11 @@ def idempotency_key_complete(*, record: IdempotencyKey, status: int, body: Any) 
     """Store the answer given to the first request, for its repeats.
 
     The body goes through JSON once (ids and dates become strings), exactly as the client saw
-    it; a body that cannot be stored must never turn an answered payment into an error.
+    it, except for NUL and lone surrogates, which no jsonb column takes; a body that cannot be
+    stored must never turn an answered payment into an error.
     """
     try:
-        stored = json.loads(json.dumps(body, cls=DjangoJSONEncoder))
+        stored = storable(json.loads(json.dumps(body, cls=DjangoJSONEncoder)))
     except (TypeError, ValueError):
         logger.exception("idempotency key %s: answer not storable as JSON", record.pk)
         stored = {"code": "stored_answer_unavailable", "detail": "See the transaction history."}

@@ -185,12 +185,13 @@ def test_p09_a_shortcode_in_other_digits_is_not_sent_as_another_number(officer, 
     accept(daraja, BALANCE_URL)
     shortcode = in_script("600992", "\u0660")
 
-    officer.post(BALANCE_PATH, {"shortcode": shortcode}, format="json")
+    response = officer.post(BALANCE_PATH, {"shortcode": shortcode}, format="json")
 
-    # Sent as the text it is (Daraja refuses it), never as the number 600992 while the
-    # inquiry records another shortcode.
-    [request] = sent(daraja, BALANCE_URL)
-    assert request["PartyA"] == shortcode
+    # Refused before Daraja (issue 10, shortcodes are ASCII digits), never sent as the number
+    # 600992 while the inquiry records another shortcode.
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["shortcode"]
+    assert sent(daraja, BALANCE_URL) == []
 
 
 # -- 10. callback bodies with a NUL byte or invalid UTF-8 ---------------------------------------

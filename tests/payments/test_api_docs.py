@@ -66,6 +66,7 @@ def test_stk_push_documents_its_request_body_and_every_answer(schema):
         "400",
         "401",
         "409",
+        "415",
         "422",
         "429",
         "502",

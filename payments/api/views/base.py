@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -17,9 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments.api.exceptions import api_exception_handler
+from payments.api.parsers import BoundedJSONParser
 from payments.api.serializers import (
     ErrorSerializer,
 )
+from payments.daraja.jsontext import has_unstorable_text
 from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus
 from payments.exceptions import PaymentValidationError
@@ -34,14 +35,15 @@ from payments.services.idempotency import (
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "maxLength": KEY_MAX_LENGTH},
     OpenApiParameter.HEADER,
     description="Repeat a POST safely: the same key and body get the first answer again; the "
     "same key with another body gets 422.",
 )
 REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    # HTTP strips the spaces around a header's value: a key of spaces arrives empty.
+    {"type": "string", "maxLength": KEY_MAX_LENGTH, "pattern": r"\S"},
     OpenApiParameter.HEADER,
     required=True,
     description="Required: one unique key (e.g. a UUID) per payout or refund, sent again when "
@@ -52,12 +54,14 @@ REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     descriptions = {
-        400: "Invalid input; `errors` names each offending field.",
+        400: "Invalid input; `errors` names each offending field (code `invalid`), or a body "
+        "that is not JSON or nests deeper than 32 levels (code `parse_error`).",
         401: "No or invalid credentials (send `Authorization: Token <key>`).",
         403: "Not staff, or missing the permission this action needs.",
         404: "No such transaction among yours.",
         409: "A request with this Idempotency-Key is still being processed and has recorded "
         "nothing yet; retry shortly.",
+        415: "The body is not `application/json`.",
         422: "The Idempotency-Key was used with another body.",
         429: "Too many requests for this user or this phone number.",
         503: "M-Pesa is not configured on this server.",
@@ -102,13 +106,17 @@ class HasRequiredPermission(BasePermission):
         )
 
 
-class PaymentsAPIView(APIView):
-    """Our error shape, whichever exception handler the host project configured."""
+class PaymentsAPIPolicies:
+    """Our error shape and our bounded JSON parser, whatever the host project configured."""
 
-    permission_classes = (IsAuthenticated,)
+    parser_classes = (BoundedJSONParser,)
 
     def get_exception_handler(self) -> Callable:
         return api_exception_handler
+
+
+class PaymentsAPIView(PaymentsAPIPolicies, APIView):
+    permission_classes = (IsAuthenticated,)
 
 
 class IdempotentPostMixin:
@@ -119,24 +127,34 @@ class IdempotentPostMixin:
     # True for money out, where a retry without a key could pay twice.
     idempotency_key_required = False
 
-    def idempotent(
-        self, request: Request, handler: Callable[[Request, IdempotencyKey | None], Response]
-    ) -> Response:
-        """Answer ``request`` with ``handler(request, record)``, ``record`` being the claimed
-        key, which the handler passes to the service that records what it creates."""
-        key = request.headers.get("Idempotency-Key")
+    def idempotency_key(self, request: Request) -> str:
+        """The request's Idempotency-Key ("" without one), or a 400 naming it when it is
+        missing where required or could not be stored."""
+        key = request.headers.get("Idempotency-Key") or ""
         if not key and self.idempotency_key_required:
             raise PaymentValidationError(
                 "Idempotency-Key",
                 "is required: send a unique key with each payout or refund, and the same key "
                 "when you retry it",
             )
-        if not key:
-            return handler(request, None)
         if len(key) > KEY_MAX_LENGTH:
             raise PaymentValidationError(
                 "Idempotency-Key", f"must be at most {KEY_MAX_LENGTH} characters"
             )
+        if has_unstorable_text(key):
+            raise PaymentValidationError(
+                "Idempotency-Key", "must not contain NUL or unpaired surrogate characters"
+            )
+        return key
+
+    def idempotent(
+        self, request: Request, handler: Callable[[Request, IdempotencyKey | None], Response]
+    ) -> Response:
+        """Answer ``request`` with ``handler(request, record)``, ``record`` being the claimed
+        key, which the handler passes to the service that records what it creates."""
+        key = self.idempotency_key(request)
+        if not key:
+            return handler(request, None)
         fingerprint = request_fingerprint(
             method=request.method, path=request.path.rstrip("/"), data=request.data
         )

@@ -32,7 +32,7 @@ class RegisterUrlsView(StaffAPIView):
         responses={
             200: RegisterUrlsResultSerializer,
             502: OpenApiResponse(ErrorSerializer, description="Daraja refused the request."),
-            **error_responses(400, 401, 403, 503),
+            **error_responses(400, 401, 403, 415, 503),
         },
         tags=["C2B"],
     )

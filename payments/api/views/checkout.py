@@ -61,7 +61,7 @@ class CheckoutLinkView(PaymentsAPIView):
         "the customer only enters a phone number. Needs the payments.create_checkout_link "
         "permission.",
         request=CheckoutLinkRequestSerializer,
-        responses={201: CheckoutLinkSerializer, **error_responses(400, 401, 403)},
+        responses={201: CheckoutLinkSerializer, **error_responses(400, 401, 403, 415)},
         tags=["Checkout"],
     )
     def post(self, request: Request) -> Response:

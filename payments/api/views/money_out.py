@@ -64,7 +64,7 @@ def money_out_schema(
                 resource_type_field_name=None,
             ),
             502: OpenApiResponse(StkPushFailedSerializer, description="Daraja refused it."),
-            **error_responses(400, 401, 403, 409, 422, 503),
+            **error_responses(400, 401, 403, 409, 415, 422, 503),
         },
         tags=["Money out"],
     )
@@ -171,7 +171,7 @@ class BalanceView(StaffAPIView):
         responses={
             202: BalanceRefreshSerializer,
             502: OpenApiResponse(ErrorSerializer, description="Daraja refused every request."),
-            **error_responses(400, 401, 403, 503),
+            **error_responses(400, 401, 403, 415, 503),
         },
         tags=["Money out"],
     )

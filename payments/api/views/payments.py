@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
@@ -11,6 +9,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
@@ -18,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from payments.api.exceptions import api_exception_handler
 from payments.api.filters import TransactionFilter, TransactionSearchFilter
 from payments.api.serializers import (
     StkPushFailedSerializer,
@@ -33,6 +31,7 @@ from payments.api.throttles import (
 from payments.api.views.base import (
     IDEMPOTENCY_HEADER,
     IdempotentPostMixin,
+    PaymentsAPIPolicies,
     PaymentsAPIView,
     error_responses,
     transaction_answer,
@@ -53,7 +52,7 @@ class StkPushView(IdempotentPostMixin, PaymentsAPIView):
 
     def check_throttles(self, request: Request) -> None:
         # A repeat answered from its stored first response starts nothing: never throttle it.
-        key = request.headers.get("Idempotency-Key")
+        key = self.idempotency_key(request)
         if key and idempotency_key_answered(user=request.user, key=key):
             return
         super().check_throttles(request)
@@ -78,7 +77,7 @@ class StkPushView(IdempotentPostMixin, PaymentsAPIView):
                 description="Daraja refused the request; `code` is Daraja's error code. The "
                 "transaction is stored as `failed`.",
             ),
-            **error_responses(400, 401, 409, 422, 429, 503),
+            **error_responses(400, 401, 409, 415, 422, 429, 503),
         },
         tags=["STK Push"],
     )
@@ -126,12 +125,37 @@ class TransactionPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+    # Pages are numbers, as the schema says ("?page=last" would be DRF's own extra).
+    last_page_strings = ()
+
+    def get_page_size(self, request: Request) -> int:
+        """``page_size`` from 1 to 100, or a 400 naming it: DRF would quietly give 20 instead
+        of "abc" or 0 and 100 instead of 500, which no schema can describe."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if not raw:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise ValidationError(
+                {self.page_size_query_param: [f"must be a number from 1 to {self.max_page_size}"]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        bounds = {
+            self.page_query_param: {"minimum": 1},
+            self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
+        }
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
 
 
 @extend_schema(
-    tags=["Transactions"], responses={200: TransactionSerializer, **error_responses(401, 404)}
+    tags=["Transactions"],
+    responses={200: TransactionSerializer, **error_responses(400, 401, 404)},
 )
-class TransactionViewSet(ReadOnlyModelViewSet):
+class TransactionViewSet(PaymentsAPIPolicies, ReadOnlyModelViewSet):
     """Transaction history: your own, or everyone's with payments.view_transaction."""
 
     queryset = Transaction.objects.none()  # replaced per request; names the model for the schema
@@ -152,6 +176,3 @@ class TransactionViewSet(ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Transaction.objects.none()
         return transaction_visible_to(self.request.user)
-
-    def get_exception_handler(self) -> Callable:
-        return api_exception_handler

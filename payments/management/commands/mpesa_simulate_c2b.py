@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from payments.daraja.errors import DarajaError, InvalidFieldError
-from payments.exceptions import PaymentsError
+from payments.exceptions import PaymentsError, PaymentValidationError
 from payments.services.c2b import c2b_simulate
 
 
@@ -24,8 +24,11 @@ class Command(BaseCommand):
                 bill_ref_number=options["bill_ref"],
                 shortcode=options["shortcode"],
             )
-        except (PaymentsError, InvalidFieldError) as exc:
-            raise CommandError(str(exc)) from None
+        except (PaymentValidationError, InvalidFieldError) as exc:
+            # Name the option at fault, as the API's 400 names the field.
+            raise CommandError(f"{exc.field}: {exc.message}") from None
+        except PaymentsError as exc:
+            raise CommandError(exc.message) from None
         except DarajaError as exc:
             raise CommandError(f"M-Pesa refused the simulation: {exc}") from None
         self.stdout.write(
