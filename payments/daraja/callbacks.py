@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -16,12 +17,24 @@ CallbackBody = dict[str, Any] | str | bytes
 _T = TypeVar("_T")
 _Pairs = list[tuple[str, Any]]
 
+# Text shapes, checked before a value is used. Amounts are plain decimals ("5.00", 10500,
+# -1980.0): an exponent is refused before any arithmetic ("1e1000000" as an integer held a
+# worker for half a minute). Fifteen whole digits hold any balance M-Pesa reports.
+_AMOUNT = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,20})?")
+# M-Pesa receipts are ten capitals and digits ("NLJ7RT61SV", API.md §2.3); 20 leaves room.
+_RECEIPT = re.compile(r"[A-Za-z0-9]{1,20}")
+# Result codes: numbers (0, 1032), "R000002", "SFC_IC0003".
+_RESULT_CODE = re.compile(r"[A-Za-z0-9_.-]{1,20}")
+# Daraja's ids are under 40 characters ("ws_CO_191220191020363925"); 64 leaves room.
+MAX_ID_LENGTH = 64
+
 
 # --- Shared helpers -----------------------------------------------------------------------------
 #
 # The rule they implement: a body without its essential id, or with an essential value of an
-# impossible type, raises DarajaCallbackError (the caller has stored the raw body and can replay
-# it). Everything else is optional: missing, blank or odd values become None (or "").
+# impossible type or shape, raises DarajaCallbackError (the caller has stored the raw body and
+# can replay it). Everything else is optional: missing, blank or odd values become None (or "").
+# Amounts, receipts, result codes and ids are checked by shape before they are used.
 
 
 def _load(body: CallbackBody) -> dict[str, Any]:
@@ -93,15 +106,18 @@ def _is_blank(value: Any) -> bool:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    """A number or numeric string as Decimal; None if missing, blank or not a finite number."""
+    """A number or numeric string as Decimal; None if missing, blank or not a plain decimal
+    (see _AMOUNT)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
-    try:
-        # Through str(): Decimal(8959269.6) would carry the float's binary error.
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
+    # Through str(): Decimal(8959269.6) would carry the float's binary error.
+    text = str(value).strip()
+    if not _AMOUNT.fullmatch(text):
         return None
-    return number if number.is_finite() else None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the shape admits only valid decimals
+        return None
 
 
 def _amount(value: Any, what: str, raw: Any) -> Decimal | None:
@@ -110,6 +126,34 @@ def _amount(value: Any, what: str, raw: Any) -> Decimal | None:
     if number is None and not _is_blank(value):
         raise DarajaCallbackError(f"{what} is not a number: {value!r}", raw=raw)
     return number
+
+
+def _shaped(value: Any, shape: re.Pattern[str]) -> str | None:
+    """A scalar as stripped text if it has ``shape``; None otherwise (bools and floats too:
+    no code or receipt is one)."""
+    if isinstance(value, bool | float):
+        return None
+    text = _text(value)
+    return text if text is not None and shape.fullmatch(text) else None
+
+
+def _receipt(value: Any) -> str | None:
+    """An M-Pesa receipt; None if missing or not letters and digits (at most 20)."""
+    return _shaped(value, _RECEIPT)
+
+
+def _result_code(value: Any) -> str | None:
+    """A result code as text; None if missing or not a code."""
+    return _shaped(value, _RESULT_CODE)
+
+
+def _identifier(value: Any, what: str, raw: Any) -> str | None:
+    """An id Daraja gave a request; one longer than any of Daraja's is an error, never ignored:
+    a result naming no request would skip the check that it names ours."""
+    text = _text(value)
+    if text is not None and len(text) > MAX_ID_LENGTH:
+        raise DarajaCallbackError(f"{what} is longer than {MAX_ID_LENGTH} characters", raw=raw)
+    return text
 
 
 def _required(value: _T | None, what: str, raw: Any) -> _T:
@@ -167,14 +211,18 @@ def parse_stk_callback(body: CallbackBody) -> StkCallback:
         _pairs(metadata.get("Item") if isinstance(metadata, dict) else None, "Name")
     )
     return StkCallback(
-        merchant_request_id=_text(callback.get("MerchantRequestID")),
-        checkout_request_id=_required(
-            _text(callback.get("CheckoutRequestID")), "CheckoutRequestID", data
+        merchant_request_id=_identifier(
+            callback.get("MerchantRequestID"), "MerchantRequestID", data
         ),
-        result_code=_required(_text(callback.get("ResultCode")), "ResultCode", data),
+        checkout_request_id=_required(
+            _identifier(callback.get("CheckoutRequestID"), "CheckoutRequestID", data),
+            "CheckoutRequestID",
+            data,
+        ),
+        result_code=_required(_result_code(callback.get("ResultCode")), "ResultCode", data),
         result_desc=_text(callback.get("ResultDesc")) or "",
         amount=_amount(items.get("Amount"), "Amount", data),
-        mpesa_receipt_number=_text(items.get("MpesaReceiptNumber")),
+        mpesa_receipt_number=_receipt(items.get("MpesaReceiptNumber")),
         transaction_date=parse_daraja_datetime(items.get("TransactionDate")),
         phone_number=_text(items.get("PhoneNumber")),
         # Usually absent or without a Value; one SDK reports a "{Amount={BasicAmount=...}}"
@@ -218,7 +266,7 @@ def parse_c2b_notification(body: CallbackBody) -> C2BNotification:
     msisdn = values.get("MSISDN")
     return C2BNotification(
         transaction_type=text("TransactionType"),
-        trans_id=_required(_text(values.get("TransID")), "TransID", data),
+        trans_id=_required(_receipt(values.get("TransID")), "TransID", data),
         trans_time=parse_daraja_datetime(values.get("TransTime")),
         trans_amount=_required(
             _amount(values.get("TransAmount"), "TransAmount", data), "TransAmount", data
@@ -327,13 +375,19 @@ def _parse_envelope(body: CallbackBody, *, lenient: bool = False) -> tuple[Resul
             raise DarajaCallbackError("missing Result object", raw=data)
         result = data
     values = _normalised(result)
-    originator_id = _text(values.get("OriginatorConversationID"))
-    conversation_id = _text(values.get("ConversationID"))
+    originator_id = _identifier(
+        values.get("OriginatorConversationID"), "OriginatorConversationID", data
+    )
+    conversation_id = _identifier(values.get("ConversationID"), "ConversationID", data)
     if lenient:
         top = _normalised(data)
-        originator_id = originator_id or _text(top.get("OriginatorConversationID"))
-        conversation_id = conversation_id or _text(top.get("ConversationID"))
-    result_code = _text(values.get("ResultCode"))
+        originator_id = originator_id or _identifier(
+            top.get("OriginatorConversationID"), "OriginatorConversationID", data
+        )
+        conversation_id = conversation_id or _identifier(
+            top.get("ConversationID"), "ConversationID", data
+        )
+    result_code = _result_code(values.get("ResultCode"))
     if result_code is None and lenient and (originator_id or conversation_id):
         result_code = ""
     pairs = _pairs(_result_parameter_items(values), "Key")
@@ -345,7 +399,7 @@ def _parse_envelope(body: CallbackBody, *, lenient: bool = False) -> tuple[Resul
         result_desc=_text(values.get("ResultDesc")) or "",
         originator_conversation_id=originator_id,
         conversation_id=conversation_id,
-        transaction_id=_text(values.get("TransactionID")),
+        transaction_id=_receipt(values.get("TransactionID")),
         parameters=_first_wins(pairs),
         reference_data=_first_wins(_pairs(reference_items, "Key")),
         raw=data,
@@ -395,7 +449,7 @@ def parse_b2c_result(body: CallbackBody) -> B2CResult:
     """Parse a B2C result; the parameters are absent on failure, so their fields are None."""
     base, _ = _parse_envelope(body)
     params = base.parameters
-    receipt = _text(params.get("TransactionReceipt"))
+    receipt = _receipt(params.get("TransactionReceipt"))
     if receipt is None and base.is_success:
         receipt = base.transaction_id
     public_name = _text(params.get("ReceiverPartyPublicName"))
@@ -506,7 +560,7 @@ def parse_transaction_status_result(body: CallbackBody) -> TransactionStatusResu
     return _extend(
         TransactionStatusResult,
         base,
-        receipt_number=_text(params.get("ReceiptNo")),
+        receipt_number=_receipt(params.get("ReceiptNo")),
         transaction_status=_text(params.get("TransactionStatus")),
         amount=_amount(params.get("Amount"), "Amount", base.raw),
         initiated_at=parse_daraja_datetime(params.get("InitiatedTime")),
