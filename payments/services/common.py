@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection
 from django.db import transaction as db_transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import Model, QuerySet, Sum
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -201,6 +201,12 @@ def money_out_send(
 def without_nul(text: str) -> str:
     """``text`` with each NUL written as ``\\x00``: PostgreSQL refuses NUL in text and JSON."""
     return text.replace("\x00", "\\x00")
+
+
+def column_text(model: type[Model], field: str, text: str) -> str:
+    """``text`` cut to the length of ``model.field``: PostgreSQL refuses longer text, and a
+    callback that is not Daraja's must not fail on it."""
+    return text[: model._meta.get_field(field).max_length]
 
 
 def text_or_none(value: Any) -> str | None:
