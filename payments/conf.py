@@ -80,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     "REFUND_APPROVAL_THRESHOLD": 10_000,
     # Hosted checkout links expire after this many seconds unless given an expiry.
     "CHECKOUT_LINK_TTL": 24 * 60 * 60,
+    # Callback bodies longer than this many bytes are refused with 413, unread: Daraja's are
+    # a few KiB. The refusal is logged and listed in the callback inbox, without the body.
+    "CALLBACK_MAX_BODY_SIZE": 64 * 1024,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

@@ -65,14 +65,33 @@ def callback_event_record(
     headers: dict[str, str],
 ) -> CallbackEvent:
     """Store a callback exactly as received, before any parsing. Committed on return."""
-    kept = {name: without_nul(headers[name]) for name in KEPT_HEADERS if name in headers}
     return CallbackEvent.objects.create(
         kind=kind,
         token=token,
         source_ip=source_ip,
-        headers=kept,
+        headers=_kept_headers(headers),
         **_body_columns(body),
     )
+
+
+def callback_event_refuse(
+    *, kind: str, token: str, reason: str, source_ip: str | None, headers: dict[str, str]
+) -> CallbackEvent:
+    """Record a callback refused before its body was read (too large): no body, for a person."""
+    logger.warning("%s callback from %s refused: %s", kind, source_ip, reason)
+    return CallbackEvent.objects.create(
+        kind=kind,
+        token=token,
+        source_ip=source_ip,
+        headers=_kept_headers(headers),
+        outcome=CallbackOutcome.REJECTED,
+        error=reason,
+        processed_at=timezone.now(),
+    )
+
+
+def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: without_nul(headers[name]) for name in KEPT_HEADERS if name in headers}
 
 
 def _body_columns(body: bytes) -> dict[str, Any]:

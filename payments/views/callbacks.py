@@ -23,7 +23,11 @@ from payments.enums import CallbackKind, CallbackOutcome
 from payments.models import CallbackEvent
 from payments.selectors import callback_token_exists
 from payments.services.c2b import OTHER_ERROR, C2BValidationResult, c2b_validate
-from payments.services.callbacks import callback_event_process, callback_event_record
+from payments.services.callbacks import (
+    callback_event_process,
+    callback_event_record,
+    callback_event_refuse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,27 @@ def _record(request: HttpRequest, kind: str, token: str) -> CallbackEvent:
     )
 
 
+def _too_large(request: HttpRequest, kind: str, token: str) -> JsonResponse | None:
+    """413 for a body longer than CALLBACK_MAX_BODY_SIZE, judged by its declared length before
+    a byte of it is read; the refusal is recorded for a person. None for any other body."""
+    limit = int(payments_settings.CALLBACK_MAX_BODY_SIZE)
+    try:
+        size = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        size = 0  # as Django reads it: no body
+    if size <= limit:
+        return None
+    callback_event_refuse(
+        kind=kind,
+        token=token,
+        reason=f"refused unread (413): {size} bytes, over CALLBACK_MAX_BODY_SIZE ({limit})",
+        source_ip=client_ip(request),
+        headers=dict(request.headers),
+    )
+    detail = f"The body is over {limit} bytes."
+    return JsonResponse({"code": "payload_too_large", "detail": detail}, status=413)
+
+
 @method_decorator([csrf_exempt, db_transaction.non_atomic_requests], name="dispatch")
 class ResultCallbackView(View):
     """A result or queue-timeout for one request of ours, found by the token in the path."""
@@ -59,6 +84,9 @@ class ResultCallbackView(View):
         # A token of ours at the URL of another kind is stored, then refused by processing.
         if not callback_token_exists(callback_token):
             raise Http404("unknown callback")
+        refusal = _too_large(request, self.kind, callback_token)
+        if refusal is not None:
+            return refusal
         event = _record(request, self.kind, callback_token)
         callback_event_process(event=event)
         # Acknowledged once stored, whatever processing made of it: the stored event keeps any
@@ -77,6 +105,9 @@ class C2BCallbackView(View):
         expected = str(payments_settings.CALLBACK_SECRET or "")
         if is_missing(expected) or not hmac.compare_digest(secret.encode(), expected.encode()):
             raise Http404("unknown callback")
+        refusal = _too_large(request, self.kind, C2B_EVENT_LABEL)
+        if refusal is not None:
+            return refusal
         event = _record(request, self.kind, C2B_EVENT_LABEL)
         if self.kind == CallbackKind.C2B_VALIDATION:
             return JsonResponse(self._validate(event).as_response())
