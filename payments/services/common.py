@@ -148,8 +148,10 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
     if (
         isinstance(value, bool)
         or not isinstance(value, int | Decimal)
-        or value != int(value)
+        or (isinstance(value, Decimal) and not value.is_finite())
+        # The range first: int() of Decimal("1e1000000") would take half a minute.
         or not minimum <= value <= maximum
+        or value != int(value)
     ):
         raise PaymentValidationError(
             field, f"must be a whole number of shillings from {minimum} to {maximum}"
