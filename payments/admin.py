@@ -759,6 +759,8 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         try:
             # Bounded: a body nested a thousand deep is shown as it came, not a RecursionError.
             text = json.dumps(loads_bounded(obj.body), indent=2, ensure_ascii=False)
+            # A lone surrogate ("\udfff" in the JSON) cannot be sent as UTF-8: shown escaped.
+            text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
         except ValueError:
             text = obj.body
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 # Headers worth keeping with a callback: enough to trace its origin, nothing secret.
 KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Real-Ip")
+# What processing writes on an event.
+PROCESSED_FIELDS = ("outcome", "error", "processed_at", "transaction", "inquiry")
 # Outcomes after which an event is settled: replaying it changes nothing.
 SETTLED_OUTCOMES = frozenset(
     {CallbackOutcome.PROCESSED, CallbackOutcome.DUPLICATE, CallbackOutcome.REJECTED}
@@ -117,7 +119,8 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
                 return locked
             processor(locked)
             locked.processed_at = timezone.now()
-            locked.save()
+            # Never the body again: it may be 64 KiB, and it is stored already.
+            locked.save(update_fields=PROCESSED_FIELDS)
         return locked
     except Exception:
         logger.exception("callback event %s failed to process", event.pk)

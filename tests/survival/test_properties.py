@@ -44,7 +44,7 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 # Random JSON documents for every parser, in `make fuzz`.
-PARSER_PROPERTY = settings(PROPERTY, max_examples=250)
+PARSER_PROPERTY = settings(PROPERTY, max_examples=150)
 MSISDN = re.compile(r"254[17][0-9]{8}")
 PLAIN_DECIMAL = re.compile(r"[+-]?[0-9]{1,15}(\.[0-9]{1,20})?")
 
