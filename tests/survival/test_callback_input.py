@@ -116,6 +116,18 @@ def test_found_02_the_callback_inbox_shows_a_deeply_nested_body(client, superuse
     assert escape(body[:64].decode()) in page.content.decode()
 
 
+def test_the_callback_inbox_shows_a_body_with_an_escaped_lone_surrogate(client, superuser_client):
+    # Found by the fuzz: pretty-printed, "\\udfff" became a character UTF-8 cannot encode (a 500).
+    body = encoded(confirmation(FirstName="\udfff"))
+    post(client, target("c2b-validation").path, body)
+    [event] = CallbackEvent.objects.all()
+
+    page = superuser_client.get(f"{INBOX}{event.pk}/change/")
+
+    assert page.status_code == 200
+    assert "\\udfff" in page.content.decode()
+
+
 # -- Found 5: C2B confirmations that could not be booked as sent ------------------------------
 
 # Each would fail to book today: a DataError on PostgreSQL, an overflow, or a parse error.
