@@ -318,10 +318,12 @@ class State:
 
 
 def state(row: Any) -> State | None:
+    if row is None:
+        return None
     if isinstance(row, DarajaInquiry):
-        fresh = DarajaInquiry.objects.select_related("transaction").get(pk=row.pk)
-        return State(fresh.status, fresh.transaction.status if fresh.transaction else None)
-    return None if row is None else State(Transaction.objects.get(pk=row.pk).status)
+        rows = DarajaInquiry.objects.values_list("status", "transaction__status")
+        return State(*rows.get(pk=row.pk))
+    return State(Transaction.objects.values_list("status", flat=True).get(pk=row.pk))
 
 
 # -- the run -------------------------------------------------------------------------------------
