@@ -26,6 +26,7 @@ from django.utils.html import format_html
 
 from payments.conf import payments_settings
 from payments.daraja.errors import DarajaError, InvalidPhoneNumberError
+from payments.daraja.jsontext import loads_bounded
 from payments.daraja.phone import mask_phone_number, normalize_phone_number
 from payments.enums import B2CCommand, InquiryStatus, TransactionStatus
 from payments.exceptions import PaymentsError
@@ -37,7 +38,12 @@ from payments.models import (
     RefundRequest,
     Transaction,
 )
-from payments.selectors import balance_shortcodes, balances_latest, shortcode_label
+from payments.selectors import (
+    balance_shortcodes,
+    balances_latest,
+    callback_events_needing_a_person,
+    shortcode_label,
+)
 from payments.services.audit import audit_record
 from payments.services.balances import account_balances_request
 from payments.services.callbacks import callback_event_process
@@ -705,10 +711,25 @@ class RefundRequestAdmin(ApprovalRequestAdmin):
         return f"a refund of KES {request.amount} for {request.original.mpesa_receipt_number}"
 
 
+class NeedsAPersonFilter(admin.SimpleListFilter):
+    """Callbacks that failed, matched nothing, were refused or flagged their transaction."""
+
+    title = "needs a person"
+    parameter_name = "needs_person"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return callback_events_needing_a_person(queryset)
+        return queryset
+
+
 @admin.register(CallbackEvent)
 class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("received_at", "kind", "outcome", "transaction", "source_ip")
-    list_filter = ("kind", "outcome")
+    list_filter = (NeedsAPersonFilter, "kind", "outcome")
     search_fields = ("token", "transaction__mpesa_receipt_number", "body")
     date_hierarchy = "received_at"
     actions = ("reprocess_selected",)
@@ -739,7 +760,10 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 obj.body,
             )
         try:
-            text = json.dumps(json.loads(obj.body), indent=2, ensure_ascii=False)
+            # Bounded: a body nested a thousand deep is shown as it came, not a RecursionError.
+            text = json.dumps(loads_bounded(obj.body), indent=2, ensure_ascii=False)
+            # A lone surrogate ("\udfff" in the JSON) cannot be sent as UTF-8: shown escaped.
+            text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
         except ValueError:
             text = obj.body
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)

@@ -96,6 +96,9 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_LOGIN_FAILURES_PER_USERNAME": 5,
     "ADMIN_LOGIN_FAILURES_PER_ADDRESS": 20,
     "ADMIN_LOGIN_LOCKOUT": 15 * 60,
+    # Callback bodies longer than this many bytes are refused with 413, unread: Daraja's are
+    # a few KiB. The refusal is logged and listed in the callback inbox, without the body.
+    "CALLBACK_MAX_BODY_SIZE": 64 * 1024,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from payments.conf import is_missing, payments_settings
 from payments.daraja.dates import NAIROBI
-from payments.enums import FINAL_STATUSES, TransactionStatus, TransactionType
-from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
+from payments.enums import FINAL_STATUSES, CallbackOutcome, TransactionStatus, TransactionType
+from payments.models import BalanceSnapshot, CallbackEvent, DarajaInquiry, Transaction
 
 
 def transaction_visible_to(user) -> QuerySet[Transaction]:
@@ -29,6 +29,26 @@ def callback_token_exists(token: str) -> bool:
     return (
         Transaction.objects.filter(callback_token=token).exists()
         or DarajaInquiry.objects.filter(token=token).exists()
+    )
+
+
+# Stored but never processed (the process died in between), failed, matching nothing of ours,
+# or refused: each waits for a person (or a replay).
+OUTCOMES_NEEDING_A_PERSON = (
+    CallbackOutcome.RECEIVED,
+    CallbackOutcome.ERROR,
+    CallbackOutcome.UNMATCHED,
+    CallbackOutcome.REJECTED,
+    CallbackOutcome.REFUSED,  # from outside the callback allowlist: genuine, or forged
+)
+
+
+def callback_events_needing_a_person(events: QuerySet[CallbackEvent]) -> QuerySet[CallbackEvent]:
+    """The events among ``events`` a person must look at: those with an outcome above, and
+    those whose transaction is flagged for review (a C2B confirmation booked with what could
+    be booked, say)."""
+    return events.filter(
+        Q(outcome__in=OUTCOMES_NEEDING_A_PERSON) | Q(transaction__needs_review=True)
     )
 
 

@@ -201,8 +201,19 @@ def pytest_configure(config) -> None:
         apps.get_model("authtoken", "Token"),
     ):
         post_save.connect(_remember_tokens, sender=model, weak=False)
+    _listen_to_configured_handlers()
+
+
+def _listen_to_configured_handlers() -> None:
+    """Put a RecordingHandler beside each configured handler, unless one is there already.
+
+    Called before every test too: anything that runs django.setup() again (importing a WSGI
+    module, say) reapplies settings.LOGGING, which replaces the loggers' handlers.
+    """
     for logger_name, handler_name in CONFIGURED_HANDLERS.items():
         logger = logging.getLogger(logger_name or None)
+        if any(isinstance(h, RecordingHandler) for h in logger.handlers):
+            continue
         template = next((h for h in logger.handlers if h.name == handler_name), None)
         if template is None:
             raise pytest.UsageError(
@@ -214,6 +225,7 @@ def pytest_configure(config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    _listen_to_configured_handlers()
     RECORDER.current_test = item.nodeid
     yield
     RECORDER.current_test = "(outside any test)"

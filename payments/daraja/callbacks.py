@@ -4,118 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from .callback_values import (
+    CallbackBody,
+    Pairs,
+    amount_of,
+    decimal_of,
+    first_wins,
+    identifier_of,
+    load_object,
+    normalised,
+    pairs_of,
+    receipt_of,
+    required,
+    result_code_of,
+    text_of,
+    yes_no,
+)
 from .dates import parse_daraja_datetime
 from .errors import DarajaCallbackError
-from .jsontext import loads_bounded, storable
-
-CallbackBody = dict[str, Any] | str | bytes
-
-_T = TypeVar("_T")
-_Pairs = list[tuple[str, Any]]
-
-
-# --- Shared helpers -----------------------------------------------------------------------------
-#
-# The rule they implement: a body without its essential id, or with an essential value of an
-# impossible type, raises DarajaCallbackError (the caller has stored the raw body and can replay
-# it). Everything else is optional: missing, blank or odd values become None (or "").
-
-
-def _load(body: CallbackBody) -> dict[str, Any]:
-    data: Any = body
-    if isinstance(body, bytes | bytearray):
-        # Daraja posts UTF-8. A stray invalid byte (in a payer's name, say) must not make a
-        # payment unreadable: it reads as U+FFFD, and the caller keeps the exact bytes.
-        data = bytes(body).decode("utf-8", errors="replace")
-    if isinstance(data, str):
-        try:
-            data = loads_bounded(data)
-        except ValueError as exc:
-            raise DarajaCallbackError(f"body is not valid JSON ({exc})", raw=body) from exc
-    if not isinstance(data, dict):
-        raise DarajaCallbackError("body is not a JSON object", raw=body)
-    # JSON can escape a NUL or a lone surrogate ("\u0000", "\udfff"). No Daraja value holds
-    # one and databases refuse them in text: they read as U+FFFD, like an invalid byte.
-    return storable(data)
-
-
-def _key(name: Any) -> str:
-    # Some samples spell keys with spaces ("Conversation ID", "Originator Conversation ID");
-    # the real keys have none.
-    return str(name).replace(" ", "")
-
-
-def _normalised(mapping: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in mapping.items():
-        result.setdefault(_key(name), value)
-    return result
-
-
-def _as_list(value: Any) -> list[Any]:
-    # Daraja sends a lone object where a one-item list is meant (ReferenceItem, and
-    # ResultParameter in some failure samples).
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        return [value]
-    return []
-
-
-def _pairs(items: Any, name_field: str) -> _Pairs:
-    """(key, value) of each {name_field, Value} item, in order, duplicates kept."""
-    return [
-        (_key(item[name_field]), item.get("Value"))
-        for item in _as_list(items)
-        if isinstance(item, dict) and item.get(name_field) is not None
-    ]
-
-
-def _first_wins(pairs: _Pairs) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        result.setdefault(name, value)
-    return result
-
-
-def _text(value: Any) -> str | None:
-    """A scalar as a stripped string (numbers and codes alike); None if missing, blank or nested."""
-    if value is None or isinstance(value, dict | list):
-        return None
-    return str(value).strip() or None
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _decimal(value: Any) -> Decimal | None:
-    """A number or numeric string as Decimal; None if missing, blank or not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        # Through str(): Decimal(8959269.6) would carry the float's binary error.
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
-def _amount(value: Any, what: str, raw: Any) -> Decimal | None:
-    """Like _decimal, but a money amount that is present and not a number is an error."""
-    number = _decimal(value)
-    if number is None and not _is_blank(value):
-        raise DarajaCallbackError(f"{what} is not a number: {value!r}", raw=raw)
-    return number
-
-
-def _required(value: _T | None, what: str, raw: Any) -> _T:
-    if value is None:
-        raise DarajaCallbackError(f"missing or invalid {what}", raw=raw)
-    return value
 
 
 def party_name(public_name: str | None) -> str | None:
@@ -123,10 +32,6 @@ def party_name(public_name: str | None) -> str | None:
     if public_name is None or " - " not in public_name:
         return None
     return public_name.split(" - ", 1)[1].strip() or None
-
-
-def _yes_no(value: Any) -> bool | None:
-    return {"Y": True, "N": False}.get((_text(value) or "").upper())
 
 
 # --- STK Push callback (API.md §2.3) ------------------------------------------------------------
@@ -155,31 +60,35 @@ class StkCallback:
 
 def parse_stk_callback(body: CallbackBody) -> StkCallback:
     """Parse an STK callback; raise DarajaCallbackError without CheckoutRequestID or ResultCode."""
-    data = _load(body)
+    data = load_object(body)
     envelope = data.get("Body")
     callback = envelope.get("stkCallback") if isinstance(envelope, dict) else None
     if not isinstance(callback, dict):
         raise DarajaCallbackError("missing Body.stkCallback", raw=data)
-    callback = _normalised(callback)
+    callback = normalised(callback)
     metadata = callback.get("CallbackMetadata")
     # Present only on success; look items up by Name, their order is not guaranteed.
-    items = _first_wins(
-        _pairs(metadata.get("Item") if isinstance(metadata, dict) else None, "Name")
+    items = first_wins(
+        pairs_of(metadata.get("Item") if isinstance(metadata, dict) else None, "Name")
     )
     return StkCallback(
-        merchant_request_id=_text(callback.get("MerchantRequestID")),
-        checkout_request_id=_required(
-            _text(callback.get("CheckoutRequestID")), "CheckoutRequestID", data
+        merchant_request_id=identifier_of(
+            callback.get("MerchantRequestID"), "MerchantRequestID", data
         ),
-        result_code=_required(_text(callback.get("ResultCode")), "ResultCode", data),
-        result_desc=_text(callback.get("ResultDesc")) or "",
-        amount=_amount(items.get("Amount"), "Amount", data),
-        mpesa_receipt_number=_text(items.get("MpesaReceiptNumber")),
+        checkout_request_id=required(
+            identifier_of(callback.get("CheckoutRequestID"), "CheckoutRequestID", data),
+            "CheckoutRequestID",
+            data,
+        ),
+        result_code=required(result_code_of(callback.get("ResultCode")), "ResultCode", data),
+        result_desc=text_of(callback.get("ResultDesc")) or "",
+        amount=amount_of(items.get("Amount"), "Amount", data),
+        mpesa_receipt_number=receipt_of(items.get("MpesaReceiptNumber")),
         transaction_date=parse_daraja_datetime(items.get("TransactionDate")),
-        phone_number=_text(items.get("PhoneNumber")),
+        phone_number=text_of(items.get("PhoneNumber")),
         # Usually absent or without a Value; one SDK reports a "{Amount={BasicAmount=...}}"
         # string, which we do not guess at: it stays in raw.
-        balance=_decimal(items.get("Balance")),
+        balance=decimal_of(items.get("Balance")),
         raw=data,
     )
 
@@ -209,25 +118,25 @@ class C2BNotification:
 
 def parse_c2b_notification(body: CallbackBody) -> C2BNotification:
     """Parse a C2B validation or confirmation body; raise without TransID or TransAmount."""
-    data = _load(body)
-    values = _normalised(data)
+    data = load_object(body)
+    values = normalised(data)
 
     def text(name: str) -> str:
-        return _text(values.get(name)) or ""
+        return text_of(values.get(name)) or ""
 
     msisdn = values.get("MSISDN")
     return C2BNotification(
         transaction_type=text("TransactionType"),
-        trans_id=_required(_text(values.get("TransID")), "TransID", data),
+        trans_id=required(receipt_of(values.get("TransID")), "TransID", data),
         trans_time=parse_daraja_datetime(values.get("TransTime")),
-        trans_amount=_required(
-            _amount(values.get("TransAmount"), "TransAmount", data), "TransAmount", data
+        trans_amount=required(
+            amount_of(values.get("TransAmount"), "TransAmount", data), "TransAmount", data
         ),
         business_shortcode=text("BusinessShortCode"),
         bill_ref_number=text("BillRefNumber"),
         invoice_number=text("InvoiceNumber"),
         # Blank in validation requests: the money has not landed yet.
-        org_account_balance=_decimal(values.get("OrgAccountBalance")),
+        org_account_balance=decimal_of(values.get("OrgAccountBalance")),
         third_party_trans_id=text("ThirdPartyTransID"),
         # Masked ("2547 ***** 126") in v2, a SHA-256 hash in v1: an opaque token, kept as sent.
         msisdn=msisdn if isinstance(msisdn, str) else ("" if msisdn is None else str(msisdn)),
@@ -267,7 +176,7 @@ def parse_account_balances(value: str) -> tuple[AccountBalance, ...]:
         if not parts[0]:
             continue
         currency, *amounts = (parts[1:] + [""] * 5)[:5]
-        current, available, reserved, uncleared = (_decimal(amount) for amount in amounts)
+        current, available, reserved, uncleared = (decimal_of(amount) for amount in amounts)
         accounts.append(
             AccountBalance(
                 name=parts[0],
@@ -318,36 +227,42 @@ def _result_parameter_items(result: dict[str, Any]) -> Any:
     return inverted
 
 
-def _parse_envelope(body: CallbackBody, *, lenient: bool = False) -> tuple[ResultBody, _Pairs]:
+def _parse_envelope(body: CallbackBody, *, lenient: bool = False) -> tuple[ResultBody, Pairs]:
     """The shared fields, plus the parameters as ordered pairs (keys may repeat)."""
-    data = _load(body)
+    data = load_object(body)
     result = data.get("Result")
     if not isinstance(result, dict):
         if not lenient:
             raise DarajaCallbackError("missing Result object", raw=data)
         result = data
-    values = _normalised(result)
-    originator_id = _text(values.get("OriginatorConversationID"))
-    conversation_id = _text(values.get("ConversationID"))
+    values = normalised(result)
+    originator_id = identifier_of(
+        values.get("OriginatorConversationID"), "OriginatorConversationID", data
+    )
+    conversation_id = identifier_of(values.get("ConversationID"), "ConversationID", data)
     if lenient:
-        top = _normalised(data)
-        originator_id = originator_id or _text(top.get("OriginatorConversationID"))
-        conversation_id = conversation_id or _text(top.get("ConversationID"))
-    result_code = _text(values.get("ResultCode"))
+        top = normalised(data)
+        originator_id = originator_id or identifier_of(
+            top.get("OriginatorConversationID"), "OriginatorConversationID", data
+        )
+        conversation_id = conversation_id or identifier_of(
+            top.get("ConversationID"), "ConversationID", data
+        )
+    result_code = result_code_of(values.get("ResultCode"))
     if result_code is None and lenient and (originator_id or conversation_id):
         result_code = ""
-    pairs = _pairs(_result_parameter_items(values), "Key")
+    pairs = pairs_of(_result_parameter_items(values), "Key")
     reference = values.get("ReferenceData")
     reference_items = reference.get("ReferenceItem") if isinstance(reference, dict) else None
     base = ResultBody(
-        result_type=_text(values.get("ResultType")) or "",
-        result_code=_required(result_code, "ResultCode", data),
-        result_desc=_text(values.get("ResultDesc")) or "",
+        result_type=text_of(values.get("ResultType")) or "",
+        result_code=required(result_code, "ResultCode", data),
+        result_desc=text_of(values.get("ResultDesc")) or "",
         originator_conversation_id=originator_id,
         conversation_id=conversation_id,
-        transaction_id=_text(values.get("TransactionID")),
-        parameters=_first_wins(pairs),
-        reference_data=_first_wins(_pairs(reference_items, "Key")),
+        transaction_id=receipt_of(values.get("TransactionID")),
+        parameters=first_wins(pairs),
+        reference_data=first_wins(pairs_of(reference_items, "Key")),
         raw=data,
     )
     return base, pairs
@@ -395,22 +310,22 @@ def parse_b2c_result(body: CallbackBody) -> B2CResult:
     """Parse a B2C result; the parameters are absent on failure, so their fields are None."""
     base, _ = _parse_envelope(body)
     params = base.parameters
-    receipt = _text(params.get("TransactionReceipt"))
+    receipt = receipt_of(params.get("TransactionReceipt"))
     if receipt is None and base.is_success:
         receipt = base.transaction_id
-    public_name = _text(params.get("ReceiverPartyPublicName"))
+    public_name = text_of(params.get("ReceiverPartyPublicName"))
     return _extend(
         B2CResult,
         base,
         receipt_number=receipt,
-        amount=_amount(params.get("TransactionAmount"), "TransactionAmount", base.raw),
+        amount=amount_of(params.get("TransactionAmount"), "TransactionAmount", base.raw),
         receiver_public_name=public_name,
         recipient_name=party_name(public_name),
         completed_at=parse_daraja_datetime(params.get("TransactionCompletedDateTime")),
-        utility_account_balance=_decimal(params.get("B2CUtilityAccountAvailableFunds")),
-        working_account_balance=_decimal(params.get("B2CWorkingAccountAvailableFunds")),
-        charges_paid_account_balance=_decimal(params.get("B2CChargesPaidAccountAvailableFunds")),
-        recipient_is_registered=_yes_no(params.get("B2CRecipientIsRegisteredCustomer")),
+        utility_account_balance=decimal_of(params.get("B2CUtilityAccountAvailableFunds")),
+        working_account_balance=decimal_of(params.get("B2CWorkingAccountAvailableFunds")),
+        charges_paid_account_balance=decimal_of(params.get("B2CChargesPaidAccountAvailableFunds")),
+        recipient_is_registered=yes_no(params.get("B2CRecipientIsRegisteredCustomer")),
     )
 
 
@@ -435,12 +350,12 @@ def parse_reversal_result(body: CallbackBody) -> ReversalResult:
     return _extend(
         ReversalResult,
         base,
-        amount=_amount(params.get("Amount"), "Amount", base.raw),
-        original_transaction_id=_text(params.get("OriginalTransactionID")),
+        amount=amount_of(params.get("Amount"), "Amount", base.raw),
+        original_transaction_id=text_of(params.get("OriginalTransactionID")),
         completed_at=parse_daraja_datetime(params.get("TransCompletedTime")),
-        charge=_decimal(params.get("Charge")),
-        credit_party_public_name=_text(params.get("CreditPartyPublicName")),
-        debit_party_public_name=_text(params.get("DebitPartyPublicName")),
+        charge=decimal_of(params.get("Charge")),
+        credit_party_public_name=text_of(params.get("CreditPartyPublicName")),
+        debit_party_public_name=text_of(params.get("DebitPartyPublicName")),
         debit_account_balance=balances[0] if balances else None,
     )
 
@@ -498,27 +413,27 @@ def parse_transaction_status_result(body: CallbackBody) -> TransactionStatusResu
     """Parse a Transaction Status result; see TransactionStatusResult for the ids."""
     base, pairs = _parse_envelope(body)
     params = base.parameters
-    credit_party = _text(params.get("CreditPartyName"))
+    credit_party = text_of(params.get("CreditPartyName"))
     debit_parties = [value for name, value in pairs if name == "DebitPartyName"]
     if credit_party is None and len(debit_parties) > 1:
         # Safaricom's sample lists DebitPartyName twice, the second holding the customer.
-        credit_party = _text(debit_parties[1])
+        credit_party = text_of(debit_parties[1])
     return _extend(
         TransactionStatusResult,
         base,
-        receipt_number=_text(params.get("ReceiptNo")),
-        transaction_status=_text(params.get("TransactionStatus")),
-        amount=_amount(params.get("Amount"), "Amount", base.raw),
+        receipt_number=receipt_of(params.get("ReceiptNo")),
+        transaction_status=text_of(params.get("TransactionStatus")),
+        amount=amount_of(params.get("Amount"), "Amount", base.raw),
         initiated_at=parse_daraja_datetime(params.get("InitiatedTime")),
         # The 2017 samples spell it FinalizedTime.
         finalised_at=parse_daraja_datetime(
             params.get("FinalisedTime") or params.get("FinalizedTime")
         ),
-        debit_party_name=_text(params.get("DebitPartyName")),
+        debit_party_name=text_of(params.get("DebitPartyName")),
         credit_party_name=credit_party,
-        debit_account_type=_text(params.get("DebitAccountType")),
-        debit_party_charges=_text(params.get("DebitPartyCharges")),
-        reason_type=_text(params.get("ReasonType")),
-        original_conversation_id=_text(params.get("OriginatorConversationID")),
-        original_transaction_conversation_id=_text(params.get("ConversationID")),
+        debit_account_type=text_of(params.get("DebitAccountType")),
+        debit_party_charges=text_of(params.get("DebitPartyCharges")),
+        reason_type=text_of(params.get("ReasonType")),
+        original_conversation_id=text_of(params.get("OriginatorConversationID")),
+        original_transaction_conversation_id=text_of(params.get("ConversationID")),
     )

@@ -12,6 +12,9 @@ NAIROBI = zoneinfo.ZoneInfo("Africa/Nairobi")
 # yyyyMMddHHmmss; B2C TransactionCompletedDateTime is dd.MM.yyyy HH:mm:ss.
 _COMPACT_FORMAT = "%Y%m%d%H%M%S"
 _DOTTED_FORMAT = "%d.%m.%Y %H:%M:%S"
+# Years M-Pesa can have written. Outside them a date is not Daraja's, and the year 1 or 9999
+# overflows as soon as it is converted to UTC or moved by a few minutes.
+_YEARS = range(2000, 3000)
 
 
 def parse_daraja_datetime(value: Any) -> datetime | None:
@@ -43,4 +46,4 @@ def parse_daraja_datetime(value: Any) -> datetime | None:
         naive = datetime.strptime(text, fmt)
     except ValueError:
         return None
-    return naive.replace(tzinfo=NAIROBI)
+    return naive.replace(tzinfo=NAIROBI) if naive.year in _YEARS else None

@@ -19,6 +19,7 @@ from payments.conf import payments_settings
 from payments.daraja.callbacks import C2BNotification
 from payments.daraja.client import DarajaClient
 from payments.daraja.config import banned_url_words
+from payments.daraja.jsontext import REPLACEMENT
 from payments.daraja.phone import msisdn_matches
 from payments.daraja.responses import C2BResponse
 from payments.enums import TransactionStatus, TransactionType
@@ -27,6 +28,7 @@ from payments.gateway import get_daraja_client
 from payments.models import INCOMING_TYPES, Transaction
 from payments.services.common import (
     callback_url,
+    column_text,
     send_on_commit,
     text_or_none,
     validated_shortcode,
@@ -100,7 +102,9 @@ class C2BBooking(StrEnum):
     """What recording a confirmation did."""
 
     BOOKED = "booked"  # a new C2B payment on the ledger
-    UNBOOKABLE = "unbookable"  # recorded for a person: an amount we cannot book
+    # Recorded for a person and announced to nobody: an amount we cannot book (booked as 0),
+    # or text that could not be stored as sent.
+    FLAGGED = "flagged"
     COMPLETED_PUSH = "completed_push"  # it paid one of our STK Pushes, now settled
     DUPLICATE = "duplicate"  # this receipt was on the ledger already
 
@@ -113,8 +117,11 @@ def c2b_confirmation_record(
     A receipt already on the ledger is a duplicate. A confirmation that pays one of our STK
     Pushes still waiting for its result (same shortcode, account reference and amount, a phone
     that fits where it is readable, within C2B_STK_MATCH_WINDOW) completes that push, under its
-    row lock, instead of becoming a second payment. An amount that is not whole shillings is
-    recorded exactly, flagged for a person and announced to nobody.
+    row lock, instead of becoming a second payment. An amount the ledger cannot book (not whole
+    shillings, or outside 1 to MAX_BOOKABLE_AMOUNT) books 0; text that does not fit its column,
+    or held what no column stores (NUL, lone surrogates, invalid UTF-8), is stored as it fits.
+    Either way the row is flagged for a person, announced to nobody, and the exact amount and
+    reference are kept in its metadata (the raw body in its CallbackEvent).
 
     The unique receipt constraint makes concurrent copies safe: one booking wins, the others
     find it.
@@ -124,11 +131,14 @@ def c2b_confirmation_record(
     if existing is not None:
         return existing, C2BBooking.DUPLICATE
     amount = bookable_amount(notification.trans_amount)
-    if amount is not None:
+    columns, problems = _stored_text(notification)
+    if amount is None:
+        problems.insert(0, _amount_problem(notification.trans_amount))
+    if not problems:
         push = _push_paid_by(notification, amount)
         if push is not None:
-            push.msisdn = notification.msisdn[:128]
-            push.counterparty_name = _names(notification)
+            push.msisdn = columns["msisdn"]
+            push.counterparty_name = columns["counterparty_name"]
             holder = stk_payment_book(
                 transaction=push,
                 receipt_number=receipt,
@@ -144,14 +154,14 @@ def c2b_confirmation_record(
         # A savepoint: a concurrent copy, or the STK callback of this payment, may book the
         # receipt first.
         with db_transaction.atomic():
-            transaction = _c2b_row_create(notification, amount)
+            transaction = _c2b_row_create(notification, amount, columns, problems)
     except IntegrityError:
         existing = _incoming_with_receipt(receipt)
         if existing is None:
             raise
         return existing, C2BBooking.DUPLICATE
-    if amount is None:
-        return transaction, C2BBooking.UNBOOKABLE
+    if problems:
+        return transaction, C2BBooking.FLAGGED
     send_on_commit(c2b_payment_received, transaction=transaction)
     return transaction, C2BBooking.BOOKED
 
@@ -164,32 +174,54 @@ def bookable_amount(amount: Decimal) -> int | None:
     return whole if 1 <= whole <= MAX_BOOKABLE_AMOUNT else None
 
 
-def _c2b_row_create(notification: C2BNotification, amount: int | None) -> Transaction:
-    reason = (
-        ""
-        if amount is not None
-        else (
-            f"amount {notification.trans_amount} is not whole shillings: nothing was booked; "
-            "check the M-Pesa statement"
-        )
+def _amount_problem(amount: Decimal) -> str:
+    if amount != amount.to_integral_value():
+        return f"amount {amount} is not whole shillings: nothing was booked"
+    return (
+        f"amount {amount} is outside what the ledger books (1 to {MAX_BOOKABLE_AMOUNT} "
+        "shillings): nothing was booked"
     )
+
+
+def _stored_text(notification: C2BNotification) -> tuple[dict[str, str], list[str]]:
+    """The confirmation's text as the ledger's columns hold it, and what had to change."""
+    sent = {
+        "command_id": ("TransactionType", notification.transaction_type),
+        "shortcode": ("BusinessShortCode", notification.business_shortcode),
+        "account_reference": ("BillRefNumber", notification.bill_ref_number),
+        "msisdn": ("MSISDN", notification.msisdn),
+        "counterparty_name": ("the payer's names", _names(notification)),
+    }
+    columns, problems = {}, []
+    for column, (what, text) in sent.items():
+        columns[column] = column_text(Transaction, column, text)
+        if columns[column] != text:
+            limit = len(columns[column])
+            problems.append(f"{what} is longer than {limit} characters: stored shortened")
+        if REPLACEMENT in text:
+            problems.append(f"{what} held bytes no text column stores: stored as U+FFFD")
+    if notification.trans_time is None and str(notification.raw.get("TransTime") or "").strip():
+        problems.append("TransTime is not a date: booked without one")
+    return columns, problems
+
+
+def _c2b_row_create(
+    notification: C2BNotification, amount: int | None, columns: dict[str, str], problems: list
+) -> Transaction:
+    reason = "; ".join(problems) + "; check the M-Pesa statement" if problems else ""
     return Transaction.objects.create(
         transaction_type=TransactionType.C2B,
         status=TransactionStatus.SUCCESS,
         # Never rounded: an amount we cannot book books nothing until a person decides.
         amount=amount or 0,
         mpesa_receipt_number=notification.trans_id,
-        msisdn=notification.msisdn[:128],
-        counterparty_name=_names(notification),
-        account_reference=notification.bill_ref_number[:20],
-        command_id=notification.transaction_type[:32],
         transaction_date=notification.trans_time,
-        shortcode=notification.business_shortcode[:16],
         environment=payments_settings.ENVIRONMENT,
         result_code="0",
-        needs_review=amount is None,
+        needs_review=bool(problems),
         review_reason=reason[:255],
         metadata=_confirmation_details(notification),
+        **columns,
     )
 
 
@@ -237,7 +269,7 @@ def _push_paid_by(notification: C2BNotification, amount: int) -> Transaction | N
 
 def _names(notification: C2BNotification) -> str:
     names = (notification.first_name, notification.middle_name, notification.last_name)
-    return " ".join(n for n in names if n)[:150]
+    return " ".join(n for n in names if n)
 
 
 def _confirmation_details(notification: C2BNotification) -> dict:

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 # Headers worth keeping with a callback: enough to trace its origin, nothing secret.
 KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Real-Ip")
+# What processing writes on an event.
+PROCESSED_FIELDS = ("outcome", "error", "processed_at", "transaction", "inquiry")
 # Outcomes after which an event is settled: replaying it changes nothing.
 SETTLED_OUTCOMES = frozenset(
     {CallbackOutcome.PROCESSED, CallbackOutcome.DUPLICATE, CallbackOutcome.REJECTED}
@@ -65,14 +67,33 @@ def callback_event_record(
     headers: dict[str, str],
 ) -> CallbackEvent:
     """Store a callback exactly as received, before any parsing. Committed on return."""
-    kept = {name: without_nul(headers[name]) for name in KEPT_HEADERS if name in headers}
     return CallbackEvent.objects.create(
         kind=kind,
         token=token,
         source_ip=source_ip,
-        headers=kept,
+        headers=_kept_headers(headers),
         **_body_columns(body),
     )
+
+
+def callback_event_refuse(
+    *, kind: str, token: str, reason: str, source_ip: str | None, headers: dict[str, str]
+) -> CallbackEvent:
+    """Record a callback refused before its body was read (too large): no body, for a person."""
+    logger.warning("%s callback from %s refused: %s", kind, source_ip, reason)
+    return CallbackEvent.objects.create(
+        kind=kind,
+        token=token,
+        source_ip=source_ip,
+        headers=_kept_headers(headers),
+        outcome=CallbackOutcome.REJECTED,
+        error=reason,
+        processed_at=timezone.now(),
+    )
+
+
+def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: without_nul(headers[name]) for name in KEPT_HEADERS if name in headers}
 
 
 def _body_columns(body: bytes) -> dict[str, Any]:
@@ -98,7 +119,8 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
                 return locked
             processor(locked)
             locked.processed_at = timezone.now()
-            locked.save()
+            # Never the body again: it may be 64 KiB, and it is stored already.
+            locked.save(update_fields=PROCESSED_FIELDS)
         return locked
     except Exception:
         logger.exception("callback event %s failed to process", event.pk)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import connection
 from django.db import transaction as db_transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import Model, QuerySet, Sum
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -159,8 +159,10 @@ def validated_whole_amount(value: Any, *, minimum: int, maximum: int, field: str
     if (
         isinstance(value, bool)
         or not isinstance(value, int | Decimal)
-        or value != int(value)
+        or (isinstance(value, Decimal) and not value.is_finite())
+        # The range first: int() of Decimal("1e1000000") would take half a minute.
         or not minimum <= value <= maximum
+        or value != int(value)
     ):
         raise PaymentValidationError(field, whole_amount_rule(minimum, maximum))
     return int(value)
@@ -219,6 +221,12 @@ def money_out_send(
 def without_nul(text: str) -> str:
     """``text`` with each NUL written as ``\\x00``: PostgreSQL refuses NUL in text and JSON."""
     return text.replace("\x00", "\\x00")
+
+
+def column_text(model: type[Model], field: str, text: str) -> str:
+    """``text`` cut to the length of ``model.field``: PostgreSQL refuses longer text, and a
+    callback that is not Daraja's must not fail on it."""
+    return text[: model._meta.get_field(field).max_length]
 
 
 def text_or_none(value: Any) -> str | None:

@@ -21,6 +21,7 @@ from payments.services.b2c import b2c_result_apply
 from payments.services.common import (
     amount_matches,
     callback_url,
+    column_text,
     error_details,
     security_credential_check,
 )
@@ -127,8 +128,8 @@ def balance_result_apply(*, inquiry: DarajaInquiry, result: AccountBalanceResult
         BalanceSnapshot.objects.create(
             inquiry=inquiry,
             shortcode=inquiry.metadata.get("shortcode", ""),
-            account=account.name,
-            currency=account.currency or "",
+            account=column_text(BalanceSnapshot, "account", account.name),
+            currency=column_text(BalanceSnapshot, "currency", account.currency or ""),
             current=account.current,
             available=account.available,
             reserved=account.reserved,

@@ -24,7 +24,11 @@ from payments.models import CallbackEvent
 from payments.network import callback_source_refusal, client_address
 from payments.selectors import callback_token_exists
 from payments.services.c2b import OTHER_ERROR, C2BValidationResult, c2b_validate
-from payments.services.callbacks import callback_event_process, callback_event_record
+from payments.services.callbacks import (
+    callback_event_process,
+    callback_event_record,
+    callback_event_refuse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,27 @@ def _refusal(event: CallbackEvent) -> JsonResponse | None:
     return JsonResponse(REFUSAL, status=403)
 
 
+def _too_large(request: HttpRequest, kind: str, token: str) -> JsonResponse | None:
+    """413 for a body longer than CALLBACK_MAX_BODY_SIZE, judged by its declared length before
+    a byte of it is read; the refusal is recorded for a person. None for any other body."""
+    limit = int(payments_settings.CALLBACK_MAX_BODY_SIZE)
+    try:
+        size = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        size = 0  # as Django reads it: no body
+    if size <= limit:
+        return None
+    callback_event_refuse(
+        kind=kind,
+        token=token,
+        reason=f"refused unread (413): {size} bytes, over CALLBACK_MAX_BODY_SIZE ({limit})",
+        source_ip=client_address(request),
+        headers=dict(request.headers),
+    )
+    detail = f"The body is over {limit} bytes."
+    return JsonResponse({"code": "payload_too_large", "detail": detail}, status=413)
+
+
 @method_decorator([csrf_exempt, db_transaction.non_atomic_requests], name="dispatch")
 class ResultCallbackView(View):
     """A result or queue-timeout for one request of ours, found by the token in the path."""
@@ -76,6 +101,9 @@ class ResultCallbackView(View):
         # A token of ours at the URL of another kind is stored, then refused by processing.
         if not callback_token_exists(callback_token):
             raise Http404("unknown callback")
+        refusal = _too_large(request, self.kind, callback_token)
+        if refusal is not None:
+            return refusal
         event = _record(request, self.kind, callback_token)
         refused = _refusal(event)
         if refused is not None:
@@ -97,6 +125,9 @@ class C2BCallbackView(View):
         expected = str(payments_settings.CALLBACK_SECRET or "")
         if is_missing(expected) or not hmac.compare_digest(secret.encode(), expected.encode()):
             raise Http404("unknown callback")
+        refusal = _too_large(request, self.kind, C2B_EVENT_LABEL)
+        if refusal is not None:
+            return refusal
         event = _record(request, self.kind, C2B_EVENT_LABEL)
         refused = _refusal(event)
         if refused is not None:

@@ -332,9 +332,6 @@ def test_p10_a_nul_escaped_inside_the_json_never_reaches_a_text_column(client):
     )
     callback = body["Body"]["stkCallback"]
     callback["ResultDesc"] = "The service request is processed successfully.\x00"
-    for item in callback["CallbackMetadata"]["Item"]:
-        if item["Name"] == "MpesaReceiptNumber":
-            item["Value"] = "NLJ7RT61SV\x00"
 
     response = client.post(
         f"/api/v1/payments/callbacks/stk/{transaction.callback_token}",
@@ -348,8 +345,31 @@ def test_p10_a_nul_escaped_inside_the_json_never_reaches_a_text_column(client):
     transaction.refresh_from_db()
     assert transaction.status == TransactionStatus.SUCCESS
     assert "\x00" not in transaction.result_desc
-    assert "\x00" not in transaction.mpesa_receipt_number
     assert "\x00" not in json.dumps(transaction.metadata)
+
+
+def test_p10_a_nul_escaped_in_the_receipt_leaves_the_push_unpaid_and_flagged(client):
+    # Issue 10 reads receipts by shape: "NLJ7RT61SV\ufffd" is no M-Pesa receipt, and booked
+    # under it the payment would not be found again by its real one.
+    transaction = stk_transaction(checkout_request_id="ws_CO_p10_receipt")
+    body = stk_callback(
+        checkout_request_id="ws_CO_p10_receipt", amount=1, phone_number="254708374149"
+    )
+    for item in body["Body"]["stkCallback"]["CallbackMetadata"]["Item"]:
+        if item["Name"] == "MpesaReceiptNumber":
+            item["Value"] = "NLJ7RT61SV\x00"
+
+    client.post(
+        f"/api/v1/payments/callbacks/stk/{transaction.callback_token}",
+        json.dumps(body),
+        content_type="application/json",
+    )
+
+    [event] = CallbackEvent.objects.all()
+    assert event.outcome == CallbackOutcome.REJECTED
+    transaction.refresh_from_db()
+    assert (transaction.status, transaction.needs_review) == (TransactionStatus.PENDING, True)
+    assert transaction.mpesa_receipt_number == ""
 
 
 def test_p10_a_header_with_a_nul_is_stored_without_it(client):
