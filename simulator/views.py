@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import secrets
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from payments.conf import payments_settings
 from payments.daraja.config import banned_url_words
+from payments.daraja.jsontext import loads_bounded
 from simulator import engine
 from simulator.models import C2BRegistration, SimulatedRequest, SimulatedToken
 
@@ -74,7 +74,7 @@ def daraja_post(view: Callable) -> Callable:
             raise DarajaFault(405, "405.001", "Method Not Allowed")
         _check_bearer(request)
         try:
-            payload = json.loads(request.body or b"")
+            payload = loads_bounded(request.body or b"")
         except ValueError:
             raise DarajaFault(400, "400.002.05", "Invalid Request Payload") from None
         if not isinstance(payload, dict):

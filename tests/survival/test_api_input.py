@@ -216,6 +216,28 @@ def test_found_04_an_admin_page_for_an_id_that_cannot_exist_is_no_500(
     assert response.status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("/admin/payments/transaction/?status=%00", "status"),
+        ("/admin/payments/transaction/?transaction_type=%00", "transaction_type"),
+        ("/admin/payments/callbackevent/?kind=%00", "kind"),
+        ("/admin/payments/transaction/?q=07%00", "q"),
+        ("/admin/payments/transaction/?status%00=x", "status\x00"),
+    ],
+)
+def test_found_04_a_nul_in_an_admin_query_string_is_a_400_naming_it(
+    client, django_user_model, query, parameter
+):
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root-1"))
+
+    response = client.get(query)
+
+    # On PostgreSQL the admin's list filters passed the NUL to the database: a 500.
+    assert response.status_code == 400
+    assert list(error_body(response)["errors"]) == [parameter]
+
+
 # -- 10. shortcodes ----------------------------------------------------------------------------
 
 BAD_SHORTCODES = ["0", "1234", "12345678", "17437a", " 174379", "\u0661\u0667\u0664\u0663\u0667"]
