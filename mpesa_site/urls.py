@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from payments.admin_login import ThrottledAdminAuthenticationForm
+from payments.admin.login import ThrottledAdminAuthenticationForm
 from payments.conf import payments_settings
 
 # Failed admin logins are limited per username and per client address (PAYMENTS ADMIN_LOGIN_*).

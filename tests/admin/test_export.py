@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import Permission
 
-from payments.admin import CSV_FIELDS
+from payments.admin.ledger import CSV_FIELDS
 from payments.enums import TransactionStatus
 from payments.models import Transaction
 from tests.payments.money_out import paid_transaction

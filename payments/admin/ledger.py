@@ -1,0 +1,263 @@
+"""The ledger: a read-only list of every transaction with search, status queries and CSV export;
+the audit trail and balance snapshots beside it."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from payments.admin.common import (
+    AdminPagesMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    confirmation_page,
+    first_submission,
+    require,
+)
+from payments.admin.payouts import MoneyOutViewsMixin
+from payments.daraja.errors import DarajaError, InvalidPhoneNumberError
+from payments.daraja.phone import mask_phone_number, normalize_phone_number
+from payments.enums import TransactionStatus
+from payments.exceptions import PaymentsError
+from payments.models import (
+    AuditRecord,
+    BalanceSnapshot,
+    CallbackEvent,
+    Transaction,
+)
+from payments.services.audit import audit_record
+from payments.services.inquiries import transaction_refresh
+
+STATUS_COLOURS = {
+    TransactionStatus.SUCCESS: "#1b8a3a",
+    TransactionStatus.PENDING: "#8a6d1b",
+    TransactionStatus.UNKNOWN: "#8a6d1b",
+    TransactionStatus.AWAITING_RECEIPT: "#2f6f8a",
+    TransactionStatus.FAILED: "#b3261e",
+    TransactionStatus.CANCELLED: "#5c6673",
+    TransactionStatus.TIMEOUT: "#5c6673",
+    TransactionStatus.REVERSED: "#3b4cc0",
+}
+CSV_FIELDS = (
+    "id",
+    "created_at",
+    "transaction_type",
+    "status",
+    "amount",
+    "reversed_amount",
+    "phone_number",
+    "mpesa_receipt_number",
+    "account_reference",
+    "result_code",
+    "result_desc",
+    "transaction_date",
+    "needs_review",
+)
+
+
+class CallbackEventInline(ReadOnlyInline):
+    model = CallbackEvent
+    fk_name = "transaction"
+    fields = ("received_at", "kind", "outcome", "error", "source_ip")
+    readonly_fields = fields
+    verbose_name_plural = "Callbacks from M-Pesa"
+
+
+class ReversalInline(ReadOnlyInline):
+    model = Transaction
+    fk_name = "original"
+    fields = ("created_at", "status", "amount", "mpesa_receipt_number", "result_desc", "user")
+    readonly_fields = fields
+    verbose_name = "reversal"
+    verbose_name_plural = "Reversals (refunds)"
+
+
+@admin.register(Transaction)
+class TransactionAdmin(MoneyOutViewsMixin, AdminPagesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "transaction_type",
+        "status_badge",
+        "masked_phone",
+        "amount",
+        "mpesa_receipt_number",
+        "account_reference",
+        "needs_review",
+    )
+    list_filter = ("status", "transaction_type", "created_at", "needs_review")
+    search_fields = (
+        "mpesa_receipt_number",
+        "account_reference",
+        "checkout_request_id",
+        "conversation_id",
+        "originator_conversation_id",
+    )
+    search_help_text = (
+        "Receipt, phone (any form), account reference, CheckoutRequestID, conversation ids"
+    )
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    actions = ("refund_selected", "query_status_selected", "export_selected")
+    inlines = (CallbackEventInline, ReversalInline)
+    change_list_template = "admin/payments/transaction/change_list.html"
+    change_form_template = "admin/payments/transaction/change_form.html"
+
+    # -- a read-only ledger (ReadOnlyAdminMixin) ------------------------------------------------
+
+    # The callback token is a credential: whoever knows it can post results for the row.
+    exclude = ("callback_token",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Transaction) -> str:
+        colour = STATUS_COLOURS.get(obj.status, "#5c6673")
+        return format_html(
+            '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;'
+            'font-size:11px;font-weight:600">{}</span>',
+            colour,
+            obj.get_status_display(),
+        )
+
+    @admin.display(description="Phone")
+    def masked_phone(self, obj: Transaction) -> str:
+        return mask_phone_number(obj.phone_number) or (obj.msisdn[:16] if obj.msisdn else "")
+
+    def get_search_results(self, request, queryset, search_term):
+        # The changelist passes the queryset already narrowed by the filters: keep them.
+        filtered = queryset
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            try:
+                phone = normalize_phone_number(term)
+            except InvalidPhoneNumberError:
+                phone = None
+            extra = Q(phone_number=phone) if phone else Q(phone_number__icontains=term)
+            queryset |= filtered.filter(extra)
+        return queryset, may_have_duplicates
+
+    # -- permissions of the actions ------------------------------------------------------------
+
+    def has_query_status_permission(self, request) -> bool:
+        return request.user.has_perm("payments.query_status")
+
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("payments.export_transactions")
+
+    # -- actions: each shows a confirmation page posting to a view that checks again ----------
+
+    @admin.action(description="Query status from M-Pesa", permissions=["query_status"])
+    def query_status_selected(self, request, queryset: QuerySet) -> HttpResponse:
+        return confirmation_page(
+            self,
+            request,
+            title="Query status from M-Pesa",
+            question="Ask M-Pesa for the current status of these transactions?",
+            rows=[(t, t.get_status_display()) for t in queryset],
+            action_url=reverse("admin:payments_transaction_query_status"),
+            button="Yes, ask M-Pesa",
+        )
+
+    @admin.action(description="Export selected as CSV", permissions=["export"])
+    def export_selected(self, request, queryset: QuerySet) -> HttpResponse:
+        return confirmation_page(
+            self,
+            request,
+            title="Export as CSV",
+            question="Download these transactions as a CSV file?",
+            rows=[(t, f"KES {t.amount}") for t in queryset],
+            action_url=reverse("admin:payments_transaction_export"),
+            button="Download CSV",
+        )
+
+    # -- custom views (the money ones come from MoneyOutViewsMixin) -----------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path(
+                "query-status/",
+                view(self.query_status_view),
+                name="payments_transaction_query_status",
+            ),
+            path("export/", view(self.export_view), name="payments_transaction_export"),
+        ]
+        return self.money_out_urls() + custom + super().get_urls()
+
+    def query_status_view(self, request) -> HttpResponse:
+        require(request, "query_status")
+        selected = self._selected(request)
+        if not first_submission(request):
+            return self._back()
+        done = failed = 0
+        for transaction in selected:
+            try:
+                refreshed, inquiry = transaction_refresh(transaction=transaction, user=request.user)
+                outcome = f"asked ({inquiry.status})" if inquiry else refreshed.status
+                done += 1
+            except (PaymentsError, DarajaError) as exc:
+                outcome = f"failed: {getattr(exc, 'message', exc)}"
+                failed += 1
+            audit_record(
+                actor=request.user, action="status_query", transaction=transaction, outcome=outcome
+            )
+        self._report(request, done, failed, "status query", "sent")
+        return self._back()
+
+    def export_view(self, request) -> HttpResponse:
+        require(request, "export_transactions")
+        rows = list(self._selected(request).order_by("created_at"))
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="mpesa-transactions-{stamp}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(CSV_FIELDS)
+        for row in rows:
+            writer.writerow([_csv_value(getattr(row, name)) for name in CSV_FIELDS])
+        audit_record(
+            actor=request.user,
+            action="export",
+            outcome=f"{len(rows)} transactions exported",
+            details={"rows": [{"id": str(t.pk), "receipt": t.mpesa_receipt_number} for t in rows]},
+        )
+        return response
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "actor", "action", "transaction", "amount", "outcome")
+    list_filter = ("action",)
+    search_fields = ("actor__username", "transaction__mpesa_receipt_number", "outcome")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AuditRecord._meta.fields]
+
+
+@admin.register(BalanceSnapshot)
+class BalanceSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("reported_at", "shortcode", "account", "available", "current", "currency")
+    list_filter = ("account", "shortcode")
+    readonly_fields = [f.name for f in BalanceSnapshot._meta.fields]
+
+
+# A spreadsheet runs a cell starting with one of these as a formula; customers type some of
+# our text (the C2B account reference), so it must never reach a finance laptop as one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_value(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
