@@ -116,7 +116,6 @@ _CURRENCY = re.compile(r"^(?:kes|ksh|kshs)\.?", re.I)
 HEADER_SEARCH_ROWS = 30
 SEPARATORS = (",", ";", "\t")
 MAX_ERRORS_SHOWN = 5
-CELL_LIMIT = 1_000_000  # characters in one CSV field; csv's default is 131,072
 
 
 class StatementFileError(ValueError):
@@ -250,18 +249,20 @@ def _csv_rows(text: str) -> Iterator[list[Any]]:
     """The rows of the CSV, with the separator that makes a header row appear."""
     if "\x00" in text:
         raise StatementFileError("This file is not a CSV or XLSX statement: it holds NUL bytes.")
-    lines = text.splitlines()[:HEADER_SEARCH_ROWS]
-    separator = next(
-        (sep for sep in SEPARATORS if _header_index(list(csv.reader(lines, delimiter=sep)))),
-        ",",
-    )
-    previous = csv.field_size_limit(CELL_LIMIT)
     try:
+        lines = text.splitlines()[:HEADER_SEARCH_ROWS]
+        separator = next(
+            (
+                sep
+                for sep in SEPARATORS
+                if _header_index(list(csv.reader(lines, delimiter=sep))) is not None
+            ),
+            ",",
+        )
+        # A cell longer than csv's limit (128 KiB) is an error here: no statement has one.
         yield from csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     except csv.Error as exc:
         raise StatementFileError(f"This CSV cannot be read: {exc}.") from None
-    finally:
-        csv.field_size_limit(previous)
 
 
 def _xlsx_rows(data: bytes, *, max_unpacked: int) -> Iterator[list[Any]]:
@@ -346,7 +347,8 @@ def _table(rows: Iterator[list[Any]], *, max_rows: int) -> _Table:
         more = len(errors) - MAX_ERRORS_SHOWN
         shown = "; ".join(errors[:MAX_ERRORS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
         raise StatementFileError(f"Nothing was imported. {shown}.")
-    if not parsed:
+    if not parsed and "period" not in preamble:
+        # A quiet day's statement still says which day it covers; a bare header says nothing.
         raise StatementFileError("This statement has no lines.")
     return _Table(preamble=preamble, rows=parsed)
 
