@@ -166,9 +166,9 @@ def test_an_xlsx_download_reads_like_the_csv():
 
 def test_formula_text_in_a_cell_is_kept_as_text_never_evaluated():
     data = (
-        "Receipt No.,Completion Time,Details,Paid In,A/C No.\n"
-        'TED7K2QX41,12-05-2026 09:14:03,"=HYPERLINK(""http://evil.invalid"",""x"")",10,@SUM(A1)\n'
-    ).encode()
+        b"Receipt No.,Completion Time,Details,Paid In,A/C No.\n"
+        b'TED7K2QX41,12-05-2026 09:14:03,"=HYPERLINK(""http://evil.invalid"",""x"")",10,@SUM(A1)\n'
+    )
 
     (row,) = read(data).rows
 
@@ -255,13 +255,13 @@ def test_a_workbook_unpacking_to_more_than_allowed_is_refused_before_it_is_opene
 
 def test_lines_that_cannot_be_read_are_named_and_nothing_is_read():
     data = (
-        "Receipt No.,Completion Time,Paid In\n"
-        "TED7K2QX41,12-05-2026 09:14:03,10\n"
-        "=cmd|' /C calc'!A0,12-05-2026 09:14:03,10\n"
-        "TED7K2QX43,yesterday,10\n"
-        "TED7K2QX44,12-05-2026 09:14:03,1e6\n"
-        "TED7K2QX45,12-05-2026 09:14:03,NaN\n"
-    ).encode()
+        b"Receipt No.,Completion Time,Paid In\n"
+        b"TED7K2QX41,12-05-2026 09:14:03,10\n"
+        b"=cmd|' /C calc'!A0,12-05-2026 09:14:03,10\n"
+        b"TED7K2QX43,yesterday,10\n"
+        b"TED7K2QX44,12-05-2026 09:14:03,1e6\n"
+        b"TED7K2QX45,12-05-2026 09:14:03,NaN\n"
+    )
 
     says = refusal(data)
 
