@@ -99,6 +99,10 @@ DEFAULTS: dict[str, Any] = {
     # Callback bodies longer than this many bytes are refused with 413, unread: Daraja's are
     # a few KiB. The refusal is logged and listed in the callback inbox, without the body.
     "CALLBACK_MAX_BODY_SIZE": 64 * 1024,
+    # M-Pesa statement imports (back office and mpesa_import_statement): a larger file, or one
+    # with more lines, is refused with a message; a month of a busy PayBill fits.
+    "STATEMENT_MAX_BYTES": 10 * 1024 * 1024,
+    "STATEMENT_MAX_ROWS": 50_000,
 }
 
 # Values that tell a human left a template untouched; treated as missing.

@@ -105,6 +105,27 @@ class CallbackOutcome(models.TextChoices):
     REFUSED = "refused", "Refused (source address)"
 
 
+class StatementCategory(models.TextChoices):
+    """Where a line of the M-Pesa statement (or a payment of the ledger) stands, once held
+    against the other side. The three in STATEMENT_MISMATCHES wait for a person."""
+
+    MATCHED = "matched", "Matched"
+    AMOUNT_DIFFERS = "amount_differs", "Amount differs"
+    # Paid on M-Pesa, unknown to us: a confirmation we never received.
+    MISSING_FROM_LEDGER = "missing_from_ledger", "On the statement, not on the ledger"
+    # Paid according to us, absent from M-Pesa's own record of the period: the serious one.
+    MISSING_FROM_STATEMENT = "missing_from_statement", "On the ledger, not on the statement"
+    # Charges, transfers, settlements, lines that did not complete: not our customers' payments.
+    NOT_OURS = "not_ours", "Not ours (charges, transfers)"
+
+
+STATEMENT_MISMATCHES = (
+    StatementCategory.AMOUNT_DIFFERS,
+    StatementCategory.MISSING_FROM_LEDGER,
+    StatementCategory.MISSING_FROM_STATEMENT,
+)
+
+
 @dataclass(frozen=True)
 class ResultOutcome:
     status: str

@@ -20,6 +20,7 @@ from payments.enums import (
     CallbackOutcome,
     InquiryKind,
     InquiryStatus,
+    StatementCategory,
     TransactionStatus,
     TransactionType,
     can_transition,
@@ -408,3 +409,78 @@ class AuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class StatementImport(models.Model):
+    """An M-Pesa org portal statement, imported once: the same file again changes nothing."""
+
+    content_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the file.")
+    file_name = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=8)
+    account_holder = models.CharField(max_length=150, blank=True)
+    shortcode = models.CharField(max_length=16, blank=True)
+    account = models.CharField(max_length=64, blank=True)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    line_count = models.PositiveIntegerField(default=0)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "M-Pesa statement"
+        permissions = [
+            ("import_statement", "Can import M-Pesa statements"),
+            (
+                "book_statement_line",
+                "Can book a statement line missing from the ledger, or settle a mismatch",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Statement {self.file_name} ({self.line_count} lines)"
+
+
+class StatementLine(models.Model):
+    """A line of an imported statement, or a ledger payment the statement lacks (no row), with
+    what holding it against the other side found."""
+
+    statement = models.ForeignKey(StatementImport, on_delete=models.CASCADE, related_name="lines")
+    category = models.CharField(max_length=24, choices=StatementCategory.choices)
+    # The line of the file; None for a ledger payment missing from the statement.
+    row_number = models.PositiveIntegerField(null=True, blank=True)
+    receipt = models.CharField(max_length=20, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    initiated_at = models.DateTimeField(null=True, blank=True)
+    details = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    reason_type = models.CharField(max_length=100, blank=True)
+    other_party = models.CharField(max_length=150, blank=True)
+    account_number = models.CharField(max_length=64, blank=True)
+    paid_in = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    withdrawn = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    balance = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    # What the line stands for in the report's totals: the statement's amount, or the
+    # ledger's for a payment missing from the statement.
+    amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    ledger_amount = models.PositiveIntegerField(null=True, blank=True)
+    transaction = models.ForeignKey(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="statement_lines"
+    )
+    note = models.CharField(max_length=255, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["statement", "category", "row_number", "pk"]
+        indexes = [
+            models.Index(fields=["category", "resolved_at"], name="mpesa_stmt_line_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.receipt}: KES {self.amount} ({self.get_category_display()})"

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from payments.conf import is_missing, payments_settings
 from payments.daraja.dates import NAIROBI
-from payments.enums import FINAL_STATUSES, CallbackOutcome, TransactionStatus, TransactionType
-from payments.models import BalanceSnapshot, CallbackEvent, DarajaInquiry, Transaction
+from payments.enums import (
+    FINAL_STATUSES,
+    CallbackOutcome,
+    StatementCategory,
+    TransactionStatus,
+    TransactionType,
+)
+from payments.models import (
+    INCOMING_TYPES,
+    BalanceSnapshot,
+    CallbackEvent,
+    DarajaInquiry,
+    StatementLine,
+    Transaction,
+)
 
 
 def transaction_visible_to(user) -> QuerySet[Transaction]:
@@ -49,6 +62,32 @@ def callback_events_needing_a_person(events: QuerySet[CallbackEvent]) -> QuerySe
     be booked, say)."""
     return events.filter(
         Q(outcome__in=OUTCOMES_NEEDING_A_PERSON) | Q(transaction__needs_review=True)
+    )
+
+
+def statement_mismatches_open() -> QuerySet[StatementLine]:
+    """Statement lines a person must still look at, not yet resolved: an amount that differs;
+    a payment on the statement the ledger still lacks (booked since, by Pull Transactions say,
+    it is closed); a ledger payment missing from its statement that no later statement shows.
+    """
+    on_ledger = Transaction.objects.filter(
+        transaction_type__in=INCOMING_TYPES, mpesa_receipt_number=OuterRef("receipt")
+    )
+    on_a_later_statement = StatementLine.objects.filter(
+        receipt=OuterRef("receipt"),
+        row_number__isnull=False,
+        statement__created_at__gt=OuterRef("statement__created_at"),
+    )
+    return (
+        StatementLine.objects.alias(
+            already_booked=Exists(on_ledger), shown_later=Exists(on_a_later_statement)
+        )
+        .filter(resolved_at__isnull=True)
+        .filter(
+            Q(category=StatementCategory.AMOUNT_DIFFERS)
+            | Q(category=StatementCategory.MISSING_FROM_LEDGER, already_booked=False)
+            | Q(category=StatementCategory.MISSING_FROM_STATEMENT, shown_later=False)
+        )
     )
 
 

@@ -16,14 +16,16 @@ from decimal import Decimal, InvalidOperation
 from functools import wraps
 from typing import Any
 
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from payments.conf import payments_settings
 from payments.daraja.config import banned_url_words
+from payments.daraja.dates import NAIROBI
 from payments.daraja.jsontext import loads_bounded
-from simulator import engine
+from payments.statement_file import TIME_FORMATS
+from simulator import engine, statement
 from simulator.models import C2BRegistration, SimulatedRequest, SimulatedToken
 
 # [0-9], not \d or str.isdigit(), which take any script's digits: like our client, the double
@@ -390,3 +392,38 @@ def transaction_status(request: HttpRequest, payload: dict) -> JsonResponse:
     _url(payload, "QueueTimeOutURL")
     accepted = engine.status_accept(payload, credential_ok=credential_ok)
     return _acknowledge(accepted)
+
+
+# -- the org portal's statement ----------------------------------------------------------------
+
+
+@simulator_only
+def statement_csv(request: HttpRequest) -> HttpResponse:
+    """``GET statement.csv[?shortcode=&from=&to=]``: the Utility account's statement, as the org
+    portal exports it; by default the shortcode's Kenyan day so far."""
+    if request.method != "GET":
+        raise DarajaFault(405, "405.001", "Method Not Allowed")
+    now = timezone.now()
+    shortcode = request.GET.get("shortcode") or str(payments_settings.SHORTCODE)
+    if not DIGITS.fullmatch(shortcode):
+        raise bad_request("shortcode")
+    today = now.astimezone(NAIROBI).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = _statement_time(request, "from", today)
+    end = min(_statement_time(request, "to", now), now)
+    body = statement.statement_text(shortcode=shortcode, start=start, end=end)
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    name = f"ORG_{shortcode}_Utility Account_Completed_{engine.compact_time(now)}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _statement_time(request: HttpRequest, name: str, default: datetime) -> datetime:
+    text = request.GET.get(name, "").strip()
+    if not text:
+        return default
+    for time_format in (*TIME_FORMATS, "%d-%m-%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, time_format).replace(tzinfo=NAIROBI)
+        except ValueError:
+            continue
+    raise bad_request(name)

@@ -85,6 +85,11 @@ def test_daraja_client_imports_neither_django_nor_the_rest_of_payments():
     assert found == {}
 
 
+def test_the_statement_parser_imports_neither_django_nor_the_rest_of_payments():
+    # Like the Daraja client it may use (payments.daraja.dates, .jsontext), it reads bytes only.
+    assert daraja_violations(imports_of(PAYMENTS_DIR / "statement_file.py")) == set()
+
+
 def test_payments_app_never_imports_the_project():
     found = {
         str(path.relative_to(REPO_ROOT)): bad

@@ -139,3 +139,19 @@ def selected_uuids(values: list[str]) -> list[uuid.UUID]:
         except ValueError:
             continue
     return valid
+
+
+# A spreadsheet runs a cell starting with one of these as a formula; customers type some of
+# our text (the C2B account reference), so it must never reach a finance laptop as one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A value as a CSV cell a spreadsheet shows and never runs."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value

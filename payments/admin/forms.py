@@ -47,3 +47,28 @@ class PayoutForm(forms.Form):
         if not low <= amount <= high:
             raise forms.ValidationError(f"Payouts are {low} to {high} shillings.")
         return amount
+
+
+class StatementUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Statement file (CSV or XLSX, as the M-Pesa org portal exports it)"
+    )
+
+    def clean_file(self):
+        # Checked before the file is read: a huge upload waits on disk, never in memory.
+        upload = self.cleaned_data["file"]
+        limit = payments_settings.STATEMENT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {upload.size:,} bytes; a statement may be at most {limit:,}."
+            )
+        return upload
+
+
+class StatementResolveForm(forms.Form):
+    note = forms.CharField(
+        max_length=200,
+        min_length=2,
+        label="What was found or done",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+    )

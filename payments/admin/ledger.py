@@ -4,7 +4,6 @@ the audit trail and balance snapshots beside it."""
 from __future__ import annotations
 
 import csv
-from typing import Any
 
 from django.contrib import admin
 from django.db.models import Q, QuerySet
@@ -20,6 +19,7 @@ from payments.admin.common import (
     confirmation_page,
     first_submission,
     require,
+    spreadsheet_cell,
 )
 from payments.admin.payouts import MoneyOutViewsMixin
 from payments.daraja.errors import DarajaError, InvalidPhoneNumberError
@@ -222,7 +222,7 @@ class TransactionAdmin(MoneyOutViewsMixin, AdminPagesMixin, ReadOnlyAdminMixin, 
         writer = csv.writer(response)
         writer.writerow(CSV_FIELDS)
         for row in rows:
-            writer.writerow([_csv_value(getattr(row, name)) for name in CSV_FIELDS])
+            writer.writerow([spreadsheet_cell(getattr(row, name)) for name in CSV_FIELDS])
         audit_record(
             actor=request.user,
             action="export",
@@ -246,18 +246,3 @@ class BalanceSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("reported_at", "shortcode", "account", "available", "current", "currency")
     list_filter = ("account", "shortcode")
     readonly_fields = [f.name for f in BalanceSnapshot._meta.fields]
-
-
-# A spreadsheet runs a cell starting with one of these as a formula; customers type some of
-# our text (the C2B account reference), so it must never reach a finance laptop as one.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_value(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
-        return "'" + value
-    return value

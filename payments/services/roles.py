@@ -15,6 +15,8 @@ _CLERK_PERMISSIONS = (
     "view_payoutrequest",
     "view_refundrequest",
     "view_auditrecord",
+    "view_statementimport",
+    "view_statementline",
 )
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     CLERK: _CLERK_PERMISSIONS,
@@ -28,6 +30,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "query_status",
         "change_callbackevent",
         "register_c2b_urls",
+        "import_statement",
+        "book_statement_line",
     ),
 }
 

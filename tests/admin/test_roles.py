@@ -17,6 +17,8 @@ MONEY_MOVING = {
     "view_balance",
     "query_status",
     "register_c2b_urls",
+    "import_statement",
+    "book_statement_line",
 }
 
 
@@ -37,6 +39,8 @@ def test_finance_clerk_may_look_and_export_but_not_move_money():
         "payments.view_payoutrequest",
         "payments.view_refundrequest",
         "payments.view_auditrecord",
+        "payments.view_statementimport",
+        "payments.view_statementline",
     }
 
 

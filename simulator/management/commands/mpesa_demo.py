@@ -18,6 +18,10 @@ DEMO_PERMISSIONS = (
     "approve_payout",
     "approve_refund",
     "create_checkout_link",
+    "view_statementimport",
+    "view_statementline",
+    "import_statement",
+    "book_statement_line",
 )
 
 
@@ -53,6 +57,10 @@ class Command(BaseCommand):
             lines.append("  Staff user:         python manage.py createsuperuser")
         if payments_settings.ENVIRONMENT == "simulator":
             lines.append("  Simulator test numbers: see the README (0700000001 cancels, ...)")
+            lines.append(
+                f"  Today's statement:  {base}/simulator/daraja/statement.csv, to import at "
+                f"{base}/admin/payments/statementimport/upload/"
+            )
         self.stdout.write("\n".join([*lines, ""]))
 
     def _demo_user(self):
@@ -62,9 +70,10 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-            user.user_permissions.add(
-                *Permission.objects.filter(
-                    content_type__app_label="payments", codename__in=DEMO_PERMISSIONS
-                )
+        # Every run: a demo user from an older database gets the permissions added since.
+        user.user_permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="payments", codename__in=DEMO_PERMISSIONS
             )
+        )
         return user
