@@ -11,6 +11,8 @@ SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # First, so that it sees every answer as it leaves: tests/leaks.py scans the error bodies.
 MIDDLEWARE = ["tests.leaks.ErrorBodyMiddleware", *MIDDLEWARE]  # noqa: F405
+# A host project's app (the README's guide): orders paid through payments.testing.
+INSTALLED_APPS = [*INSTALLED_APPS, "shop"]  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Fake credentials: Daraja is mocked at the HTTP layer, so these never leave the machine.

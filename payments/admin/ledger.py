@@ -133,7 +133,7 @@ class TransactionAdmin(MoneyOutViewsMixin, AdminPagesMixin, ReadOnlyAdminMixin, 
             return "-"
         target = obj.for_object
         if target is None:
-            return f"{obj.for_content_type} {obj.for_object_id} (deleted)"
+            return f"{obj.for_content_type.name} {obj.for_object_id} (deleted)"
         opts = target._meta
         if self.admin_site.is_registered(type(target)):
             try:
