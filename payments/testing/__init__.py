@@ -118,7 +118,9 @@ class DarajaDouble(BaseAdapter):
         return [request.body for request in self.sent if request.operation == operation]
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any):
-        operation = OPERATIONS.get(urlsplit(request.url).path.rstrip("/"))
+        # By the path's end: a BASE_URL may put Daraja's paths under one of its own.
+        path = urlsplit(request.url).path.rstrip("/")
+        operation = next((op for end, op in OPERATIONS.items() if path.endswith(end)), None)
         body = json.loads(request.body) if request.body else {}
         with self._lock:
             if operation is not None and operation != "oauth":
