@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test fuzz concurrency lint format check clean screenshots
+.PHONY: run test fuzz concurrency lint format check clean screenshots host-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ concurrency: $(VENV)/.installed-dev
 check: $(VENV)/.installed-dev .env
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# The README's host-project guide on a fresh startproject: wheel, venv, migrate, one payment.
+host-check: $(VENV)/.installed
+	$(BIN)/python scripts/host_project_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import requests
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
@@ -18,6 +19,9 @@ from payments.daraja.config import DarajaConfig
 
 _client: DarajaClient | None = None
 _client_lock = threading.Lock()
+# A requests transport adapter that answers instead of Daraja (payments.testing's double);
+# None, the network, except in tests.
+_transport_adapter: requests.adapters.BaseAdapter | None = None
 
 
 class DjangoCacheTokenStore:
@@ -74,8 +78,14 @@ def get_daraja_client() -> DarajaClient:
     with _client_lock:
         if _client is None:
             payments_settings.require(("CONSUMER_KEY", "CONSUMER_SECRET"))
+            session = None
+            if _transport_adapter is not None:
+                session = requests.Session()
+                session.mount("https://", _transport_adapter)
+                session.mount("http://", _transport_adapter)
             _client = DarajaClient(
                 daraja_config(),
+                session=session,
                 token_store=DjangoCacheTokenStore(payments_settings.TOKEN_CACHE_ALIAS),
             )
         return _client
@@ -85,6 +95,15 @@ def reset_daraja_client() -> None:
     global _client
     with _client_lock:
         _client = None
+
+
+def daraja_transport_set(adapter: requests.adapters.BaseAdapter | None) -> None:
+    """Send every Daraja request of this process to ``adapter`` instead of the network (None:
+    the network again). For tests: ``payments.testing.daraja_double`` uses it."""
+    global _transport_adapter
+    with _client_lock:
+        _transport_adapter = adapter
+    reset_daraja_client()
 
 
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:

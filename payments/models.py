@@ -10,6 +10,8 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
@@ -46,7 +48,25 @@ def new_callback_token() -> str:
     return secrets.token_hex(24)
 
 
-class Transaction(models.Model):
+class ForObject(models.Model):
+    """An optional link to one of the host project's objects (an order, an invoice), set through
+    the services' ``for_object`` and carried by the signals.
+
+    The id is text, so any primary key fits (integers, UUIDs); find an object's rows with
+    ``payments.selectors.transactions_for(obj)``.
+    """
+
+    for_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    for_object_id = models.CharField(max_length=64, blank=True)
+    for_object = GenericForeignKey("for_content_type", "for_object_id")
+
+    class Meta:
+        abstract = True
+
+
+class Transaction(ForObject):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     transaction_type = models.CharField(max_length=16, choices=TransactionType.choices)
     status = models.CharField(
@@ -131,6 +151,7 @@ class Transaction(models.Model):
             models.Index(fields=["mpesa_receipt_number"], name="mpesa_txn_receipt"),
             models.Index(fields=["account_reference"], name="mpesa_txn_account_ref"),
             models.Index(fields=["needs_review", "created_at"], name="mpesa_txn_review_created"),
+            models.Index(fields=["for_content_type", "for_object_id"], name="mpesa_txn_for_object"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -361,8 +382,8 @@ class ApprovalRequest(models.Model):
         ordering = ["-created_at"]
 
 
-class PayoutRequest(ApprovalRequest):
-    """A payout; ``transaction`` is its B2C transaction once sent."""
+class PayoutRequest(ApprovalRequest, ForObject):
+    """A payout; ``transaction`` is its B2C transaction once sent, and gets its ``for_object``."""
 
     phone_number = models.CharField(max_length=20)
     command_id = models.CharField(max_length=32)

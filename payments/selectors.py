@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from payments.conf import is_missing, payments_settings
@@ -35,6 +36,22 @@ def transaction_visible_to(user) -> QuerySet[Transaction]:
     if not user.has_perm("payments.view_transaction"):
         queryset = queryset.filter(user=user)
     return queryset
+
+
+def transactions_for(obj: Model) -> QuerySet[Transaction]:
+    """The transactions linked to the host's ``obj`` (``for_object``), newest first: its
+    payments, payouts and their refunds."""
+    return Transaction.objects.filter(
+        for_content_type=ContentType.objects.get_for_model(obj), for_object_id=str(obj.pk)
+    )
+
+
+def for_object_label(content_type_id: int | None) -> str:
+    """``app_label.model`` of a for_object's content type, as the API names it ("" for none)."""
+    if content_type_id is None:
+        return ""
+    content_type = ContentType.objects.get_for_id(content_type_id)
+    return f"{content_type.app_label}.{content_type.model}"
 
 
 def callback_token_exists(token: str) -> bool:

@@ -11,8 +11,9 @@ from django.core.cache import cache
 
 from payments.gateway import reset_daraja_client
 
-# Every log line and error body of the run is scanned for secrets and phone numbers.
-pytest_plugins = ["tests.leaks"]
+# Every log line and error body of the run is scanned for secrets and phone numbers; the
+# fixtures a host project's tests use (payments.testing) serve the suite too.
+pytest_plugins = ["tests.leaks", "payments.testing.fixtures"]
 
 SANDBOX = "https://sandbox.safaricom.co.ke"
 OAUTH_URL = f"{SANDBOX}/oauth/v1/generate"

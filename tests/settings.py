@@ -1,6 +1,8 @@
 """Test settings: the project's settings with deterministic values that no .env can change."""
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghijklmnop")
 
@@ -11,6 +13,10 @@ SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # First, so that it sees every answer as it leaves: tests/leaks.py scans the error bodies.
 MIDDLEWARE = ["tests.leaks.ErrorBodyMiddleware", *MIDDLEWARE]  # noqa: F405
+# A host project's app (the README's guide): orders paid through payments.testing, imported as
+# `shop` as a host imports it, here and in the servers the tests start with these settings.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "host"))
+INSTALLED_APPS = [*INSTALLED_APPS, "shop"]  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Fake credentials: Daraja is mocked at the HTTP layer, so these never leave the machine.

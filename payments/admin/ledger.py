@@ -8,7 +8,7 @@ import csv
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -91,7 +91,13 @@ class TransactionAdmin(MoneyOutViewsMixin, AdminPagesMixin, ReadOnlyAdminMixin, 
         "account_reference",
         "needs_review",
     )
-    list_filter = ("status", "transaction_type", "created_at", "needs_review")
+    list_filter = (
+        "status",
+        "transaction_type",
+        "created_at",
+        "needs_review",
+        ("for_content_type", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = (
         "mpesa_receipt_number",
         "account_reference",
@@ -111,11 +117,35 @@ class TransactionAdmin(MoneyOutViewsMixin, AdminPagesMixin, ReadOnlyAdminMixin, 
 
     # -- a read-only ledger (ReadOnlyAdminMixin) ------------------------------------------------
 
-    # The callback token is a credential: whoever knows it can post results for the row.
-    exclude = ("callback_token",)
+    # The callback token is a credential: whoever knows it can post results for the row. The
+    # link to the host's object is shown as one field, for_object_link.
+    exclude = ("callback_token", "for_content_type", "for_object_id")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+        fields = [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+        return [*fields, "for_object_link"]
+
+    @admin.display(description="For")
+    def for_object_link(self, obj: Transaction) -> str:
+        """The host's object this payment is for, linked to its admin page when it has one
+        (which checks the viewer's permissions itself)."""
+        if obj.for_content_type_id is None:
+            return "-"
+        target = obj.for_object
+        if target is None:
+            return f"{obj.for_content_type.name} {obj.for_object_id} (deleted)"
+        opts = target._meta
+        if self.admin_site.is_registered(type(target)):
+            try:
+                url = reverse(
+                    f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                    args=[target.pk],
+                )
+            except NoReverseMatch:
+                url = ""
+            if url:
+                return format_html('<a href="{}">{}</a>', url, target)
+        return str(target)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Transaction) -> str:

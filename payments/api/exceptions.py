@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -22,8 +23,11 @@ from payments.services.idempotency import (
 )
 from payments.services.inquiries import DarajaRefusedError
 
-# Paths under which a 404 is JSON in our shape, as the OpenAPI schema documents it.
+# Paths under which a 404 is JSON in our shape, as the OpenAPI schema documents it: the site's
+# /api/, and the app's api/ wherever the host mounted payments.urls.
 API_PATH_PREFIX = "/api/"
+# A route of the app, and its path below the mount point.
+MOUNT_PROBE = ("payments:checkout-link", "api/v1/payments/mpesa/checkout")
 
 STATUS_BY_ERROR: dict[type[PaymentsError], int] = {
     PaymentValidationError: status.HTTP_400_BAD_REQUEST,
@@ -96,9 +100,18 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     wants_json = request.get_preferred_type(["text/html", "application/json"]) == (
         "application/json"
     )
-    if request.path_info.startswith(API_PATH_PREFIX) or wants_json:
+    if request.path_info.startswith(API_PATH_PREFIX) or _under_app_api(request) or wants_json:
         not_found = exceptions.NotFound()
         return JsonResponse(
             {"code": not_found.default_code, "detail": str(not_found.detail)}, status=404
         )
     return defaults.page_not_found(request, exception)
+
+
+def _under_app_api(request: HttpRequest) -> bool:
+    name, below_mount = MOUNT_PROBE
+    try:
+        mount = reverse(name).removesuffix(below_mount)
+    except NoReverseMatch:  # the host did not include payments.urls
+        return False
+    return request.path.startswith(mount + "api/")

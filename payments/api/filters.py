@@ -50,10 +50,30 @@ class TransactionFilter(django_filters.FilterSet):
     )
     created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    for_object_type = django_filters.CharFilter(
+        method="filter_for_object_type",
+        help_text='What the host linked the payment to, as "app_label.model" (e.g. "shop.order").',
+    )
+    for_object_id = django_filters.CharFilter(
+        field_name="for_object_id", help_text="The primary key of that object."
+    )
 
     class Meta:
         model = Transaction
-        fields = ("status", "transaction_type", "phone_number", "created_after", "created_before")
+        fields = (
+            "status",
+            "transaction_type",
+            "phone_number",
+            "created_after",
+            "created_before",
+            "for_object_type",
+            "for_object_id",
+        )
+
+    def filter_for_object_type(self, queryset, name, value):
+        # Any text: a type that names no model matches nothing, as an unknown id does.
+        app_label, _, model = value.strip().lower().partition(".")
+        return queryset.filter(for_content_type__app_label=app_label, for_content_type__model=model)
 
     def filter_phone_number(self, queryset, name, value):
         return queryset.filter(phone_number=_normalized_or_same(value))

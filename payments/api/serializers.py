@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from payments.conf import payments_settings
@@ -17,7 +18,7 @@ from payments.models import (
     RefundRequest,
     Transaction,
 )
-from payments.selectors import shortcode_label
+from payments.selectors import for_object_label, shortcode_label
 from payments.services.checkout import DESCRIPTION_MAX
 from payments.services.common import (
     AMOUNT_MAX,
@@ -120,6 +121,11 @@ class StkPushRequestSerializer(serializers.Serializer):
     transaction_desc = Text(max_length=100, required=False, allow_blank=True, default="")
 
 
+class ForObjectSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='The host\'s model, "app_label.model": "shop.order".')
+    id = serializers.CharField(help_text="Its primary key, as text.")
+
+
 class TransactionSerializer(serializers.ModelSerializer):
     message = serializers.CharField(
         source="customer_message", read_only=True, help_text="One sentence for the customer."
@@ -130,6 +136,9 @@ class TransactionSerializer(serializers.ModelSerializer):
         help_text="M-Pesa's receipt once paid (also when the payment is booked as `booked_as`).",
     )
     metadata = serializers.SerializerMethodField()
+    for_object = serializers.SerializerMethodField(
+        help_text="What the host project linked this payment to (its order, say), or null."
+    )
 
     class Meta:
         model = Transaction
@@ -153,8 +162,15 @@ class TransactionSerializer(serializers.ModelSerializer):
             "reversed_amount",
             "original",
             "booked_as",
+            "for_object",
         )
         read_only_fields = fields
+
+    @extend_schema_field(ForObjectSerializer(allow_null=True))
+    def get_for_object(self, obj: Transaction) -> dict[str, str] | None:
+        if obj.for_content_type_id is None:
+            return None
+        return {"type": for_object_label(obj.for_content_type_id), "id": obj.for_object_id}
 
     def get_metadata(self, obj: Transaction) -> dict[str, Any]:
         return {key: obj.metadata[key] for key in SAFE_METADATA_KEYS if key in obj.metadata}

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction as db_transaction
-from django.db.models import Sum
+from django.db.models import Model, Sum
 
 from payments.conf import payments_settings
 from payments.daraja.client import DarajaClient
@@ -19,6 +19,7 @@ from payments.services.approvals import approval_request_link
 from payments.services.common import (
     MAY_HAVE_MOVED,
     PAYOUT_LEDGER_LOCK,
+    for_object_fields,
     ledger_lock,
     money_out_send,
     nairobi_day_start,
@@ -45,10 +46,14 @@ def b2c_payout_initiate(
     remarks: str,
     command_id: str = B2CCommand.BUSINESS_PAYMENT,
     occasion: str = "",
+    for_object: Model | None = None,
     payout_request: PayoutRequest | None = None,
     client: DarajaClient | None = None,
 ) -> Transaction:
     """Send money to a customer. Returns the B2C transaction: pending, unknown or failed.
+
+    ``for_object`` (the host's withdrawal, say) is linked to the payout and passed to its
+    signals' receivers; a ``payout_request`` brings its own.
 
     The row, with our own OriginatorConversationID, is committed before Daraja is called.
     After a read timeout or a 5xx it stays ``unknown`` and is never resent: reconciliation asks
@@ -64,6 +69,13 @@ def b2c_payout_initiate(
     )
     msisdn, whole_amount = payout["phone_number"], payout["amount"]
     remarks, occasion = payout["remarks"], payout["occasion"]
+    link = for_object_fields(for_object)
+    if payout_request is not None:
+        # The request was linked when it was submitted.
+        link = {
+            "for_content_type_id": payout_request.for_content_type_id,
+            "for_object_id": payout_request.for_object_id,
+        }
     missing = payments_settings.missing(REQUIRED_FOR_B2C)
     if missing:
         raise PaymentsNotConfiguredError(
@@ -91,6 +103,7 @@ def b2c_payout_initiate(
             environment=payments_settings.ENVIRONMENT,
             shortcode=str(payments_settings.B2C_SHORTCODE),
             user=user if getattr(user, "is_authenticated", False) else None,
+            **link,
             metadata={"request": {"amount": whole_amount, "command_id": command_id}},
         )
         if payout_request is not None:

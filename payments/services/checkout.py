@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.core import signing
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model
 from django.urls import reverse
 from django.utils import timezone
 
 from payments.conf import payments_settings
 from payments.exceptions import PaymentsError, PaymentValidationError
 from payments.models import Transaction
-from payments.services.common import validated_whole_amount
+from payments.services.common import for_object_fields, validated_whole_amount
 from payments.services.stk_push import (
     ACCOUNT_REFERENCE_PATTERN,
     ACCOUNT_REFERENCE_RULE,
@@ -40,10 +43,23 @@ class CheckoutLink:
     description: str
     expires_at: datetime
     created_by_id: int | None
+    # The host object the payment is for: (app label, model, primary key), or None.
+    for_object_key: tuple[str, str, str] | None = None
 
     @property
     def is_expired(self) -> bool:
         return timezone.now() >= self.expires_at
+
+    def for_object(self) -> Model | None:
+        """The host object the link pays for; CheckoutLinkInvalidError once it is gone."""
+        if self.for_object_key is None:
+            return None
+        app_label, model, pk = self.for_object_key
+        try:
+            content_type = ContentType.objects.get_by_natural_key(app_label, model)
+            return content_type.get_object_for_this_type(pk=pk)
+        except (ContentType.DoesNotExist, AttributeError, ObjectDoesNotExist):
+            raise CheckoutLinkInvalidError("This payment link is no longer valid.") from None
 
 
 def checkout_link_create(
@@ -53,11 +69,14 @@ def checkout_link_create(
     description: str = "",
     expires_at: datetime | None = None,
     created_by: Any = None,
+    for_object: Model | None = None,
 ) -> str:
     """Sign a checkout link's terms into a token; ``checkout_path(token)`` is its page.
 
     The customer can change none of them: only the phone number is theirs to enter.
+    ``for_object`` (the host's order, say) is linked to the payment the link starts.
     """
+    link = for_object_fields(for_object)
     amount = validated_whole_amount(
         amount,
         minimum=payments_settings.STK_MIN_AMOUNT,
@@ -78,17 +97,17 @@ def checkout_link_create(
         raise PaymentValidationError(
             "expires_at", f"must be at most {MAX_LIFETIME_DAYS} days ahead"
         )
-    return signing.dumps(
-        {
-            "a": amount,
-            "r": reference,
-            "d": description,
-            "e": int(expires_at.timestamp()),
-            "u": getattr(created_by, "pk", None),
-        },
-        salt=SALT,
-        compress=True,
-    )
+    terms = {
+        "a": amount,
+        "r": reference,
+        "d": description,
+        "e": int(expires_at.timestamp()),
+        "u": getattr(created_by, "pk", None),
+    }
+    if link:
+        # By natural key: content type ids differ between databases, a link may outlive one.
+        terms["o"] = [*link["for_content_type"].natural_key(), link["for_object_id"]]
+    return signing.dumps(terms, salt=SALT, compress=True)
 
 
 def checkout_path(token: str) -> str:
@@ -106,6 +125,7 @@ def checkout_link_read(token: str, *, allow_expired: bool = False) -> CheckoutLi
             description=str(data["d"]),
             expires_at=datetime.fromtimestamp(int(data["e"]), tz=UTC),
             created_by_id=data.get("u"),
+            for_object_key=tuple(str(part) for part in data["o"]) if data.get("o") else None,
         )
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise CheckoutLinkInvalidError("This payment link is not valid.") from None
@@ -133,6 +153,7 @@ def checkout_pay(*, token: str, phone_number: str) -> Transaction:
         account_reference=link.account_reference,
         transaction_desc=link.description,
         checkout_link=checkout_link_key(token),
+        for_object=link.for_object(),
     )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db import transaction as db_transaction
 from django.db.models import Model, QuerySet, Sum
@@ -43,8 +44,40 @@ def callback_url(view_name: str, **kwargs: str) -> str:
 
 
 def send_on_commit(signal: Signal, **kwargs: Any) -> None:
-    """Send ``signal`` once the current database transaction commits, never before."""
-    db_transaction.on_commit(lambda: signal.send(sender=Transaction, **kwargs), robust=True)
+    """Send ``signal`` once the current database transaction commits, never before.
+
+    A signal about a transaction also carries its ``for_object`` (the host's order, or None),
+    read after the commit: a host marks its order paid in one handler.
+    """
+
+    def send() -> None:
+        transaction = kwargs.get("transaction")
+        if transaction is not None:
+            kwargs.setdefault("for_object", transaction.for_object)
+        signal.send(sender=Transaction, **kwargs)
+
+    db_transaction.on_commit(send, robust=True)
+
+
+FOR_OBJECT_ID_MAX = 64
+
+
+def for_object_fields(for_object: Model | None) -> dict[str, Any]:
+    """The ForObject columns linking a row to ``for_object``, a saved model instance of the
+    host's (or nothing for None); PaymentValidationError names ``for_object`` otherwise."""
+    if for_object is None:
+        return {}
+    if not isinstance(for_object, Model) or for_object.pk is None:
+        raise PaymentValidationError("for_object", "must be a saved model instance")
+    object_id = str(for_object.pk)
+    if len(object_id) > FOR_OBJECT_ID_MAX:
+        raise PaymentValidationError(
+            "for_object", f"must have a primary key of at most {FOR_OBJECT_ID_MAX} characters"
+        )
+    return {
+        "for_content_type": ContentType.objects.get_for_model(for_object),
+        "for_object_id": object_id,
+    }
 
 
 def failure_signal_send(transaction: Transaction) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction as db_transaction
+from django.db.models import Model
 
 from payments.conf import payments_settings
 from payments.models import IdempotencyKey, PayoutRequest, Transaction
@@ -16,7 +17,12 @@ from payments.services.approvals import (
     approval_request_start,
 )
 from payments.services.b2c import b2c_payout_initiate, b2c_payout_validated
-from payments.services.common import PAYOUT_LEDGER_LOCK, ledger_lock, nairobi_day_start
+from payments.services.common import (
+    PAYOUT_LEDGER_LOCK,
+    for_object_fields,
+    ledger_lock,
+    nairobi_day_start,
+)
 from payments.services.idempotency import idempotency_key_link
 
 State = PayoutRequest.State
@@ -30,6 +36,7 @@ def payout_request_submit(
     command_id: str,
     remarks: str,
     occasion: str = "",
+    for_object: Model | None = None,
     idempotency_key: IdempotencyKey | None = None,
 ) -> PayoutRequest:
     """Send a payout now, or park it for approval (``payout_request_needs_approval``).
@@ -37,7 +44,8 @@ def payout_request_submit(
     The one way staff pay out, from the admin and from the API alike: nobody sends a large
     sum alone, in one payout or in several. The decision and the request row are committed
     together, one payout at a time, before Daraja is called; ``idempotency_key`` (the API
-    request's claimed key) is told of the request in that commit.
+    request's claimed key) is told of the request in that commit. ``for_object`` (the host's
+    withdrawal, say) is linked to the request and to its payout.
     """
     payout = b2c_payout_validated(
         phone_number=phone_number,
@@ -46,13 +54,14 @@ def payout_request_submit(
         command_id=command_id,
         occasion=occasion,
     )
+    link = for_object_fields(for_object)
     with db_transaction.atomic(durable=True):
         ledger_lock(PAYOUT_LEDGER_LOCK)
         waits = payout_request_needs_approval(
             maker=maker, phone_number=payout["phone_number"], amount=payout["amount"]
         )
         request = PayoutRequest.objects.create(
-            state=State.AWAITING_APPROVAL if waits else State.SENT, maker=maker, **payout
+            state=State.AWAITING_APPROVAL if waits else State.SENT, maker=maker, **payout, **link
         )
         idempotency_key_link(record=idempotency_key, payout_request=request)
     return approval_request_start(PAYOUTS, request)

@@ -72,6 +72,9 @@ def reversal_initiate(
             environment=payments_settings.ENVIRONMENT,
             shortcode=original.shortcode or str(payments_settings.SHORTCODE),
             user=user if getattr(user, "is_authenticated", False) else None,
+            # A refund is about what its payment was for: the host's order hears of it too.
+            for_content_type_id=original.for_content_type_id,
+            for_object_id=original.for_object_id,
             metadata={"request": {"amount": to_reverse, "receipt": original.mpesa_receipt_number}},
         )
         if refund_request is not None:

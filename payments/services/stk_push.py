@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError
 from django.db import transaction as db_transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from payments.conf import REQUIRED_FOR_STK, payments_settings
@@ -26,6 +26,7 @@ from payments.gateway import get_daraja_client
 from payments.models import INCOMING_TYPES, IdempotencyKey, Transaction
 from payments.services.common import (
     callback_url,
+    for_object_fields,
     ledger_lock,
     request_error_record,
     send_on_commit,
@@ -72,10 +73,14 @@ def stk_push_initiate(
     account_reference: str,
     transaction_desc: str = "",
     checkout_link: str = "",
+    for_object: Model | None = None,
     idempotency_key: IdempotencyKey | None = None,
     client: DarajaClient | None = None,
 ) -> Transaction:
     """Start an STK Push and return its transaction: pending, unknown or failed.
+
+    ``for_object`` (the host's order, say) is linked to the payment, shown in the API and the
+    admin, and passed to its signals' receivers as ``for_object``.
 
     The row, with its callback token, is committed before Daraja is called and no lock is held
     during the call, so a callback that beats the acknowledgement still finds its row. A read
@@ -92,6 +97,7 @@ def stk_push_initiate(
         account_reference=account_reference,
         transaction_desc=transaction_desc,
     )
+    link = for_object_fields(for_object)
     missing = payments_settings.missing(REQUIRED_FOR_STK)
     if missing:
         raise PaymentsNotConfiguredError(
@@ -116,6 +122,7 @@ def stk_push_initiate(
             shortcode=str(payments_settings.SHORTCODE),
             user=user if getattr(user, "is_authenticated", False) else None,
             checkout_link=checkout_link,
+            **link,
             metadata={
                 "request": {
                     "amount": whole_amount,

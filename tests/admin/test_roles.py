@@ -1,4 +1,5 @@
-"""The finance roles exist after migrate with the documented permissions."""
+"""The finance roles exist after migrate with the documented permissions (the project lists
+payments before django.contrib.auth: its handler creates the permissions it needs)."""
 
 from __future__ import annotations
 
