@@ -50,8 +50,16 @@ DEFAULTS: dict[str, Any] = {
     "STK_MAX_AMOUNT": 250_000,
     # The status endpoint queries Daraja for a push still pending after this many seconds...
     "STK_QUERY_AFTER": 30,
-    # ...and at most once per this many seconds, across all processes.
+    # ...and at most once per this many seconds, across all processes. The query runs off the
+    # request path: the poll answers from the database at once, a later poll shows the answer.
     "STK_QUERY_INTERVAL": 15,
+    # At most this many of those queries run at once per process, each on a thread of its own;
+    # a poll that finds them all busy leaves its push to a later poll or to reconciliation.
+    # 0: polls never ask M-Pesa (reconciliation alone does).
+    "STK_QUERY_THREADS": 4,
+    # (connect, read) seconds for those queries, made once (no retry): a slow Daraja frees
+    # the threads soon.
+    "STK_QUERY_TIMEOUT": (3.0, 5.0),
     # DRF throttle rates for starting STK Pushes.
     "STK_RATE_PER_PHONE": "5/min",
     "STK_RATE_PER_USER": "30/min",

@@ -10,6 +10,7 @@ import responses
 from django.core.cache import cache
 
 from payments.gateway import reset_daraja_client
+from payments.services.background import background_wait
 
 # Every log line and error body of the run is scanned for secrets and phone numbers.
 pytest_plugins = ["tests.leaks"]
@@ -54,6 +55,8 @@ def _fresh_state():
     cache.clear()
     reset_daraja_client()
     yield
+    # A status poll's STK query runs on a thread of its own: none may outlive its test.
+    assert background_wait(timeout=30), "background work still running after the test"
     cache.clear()
     reset_daraja_client()
 

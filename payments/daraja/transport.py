@@ -76,13 +76,22 @@ def optional_text(value: object) -> str | None:
     return None if value is None else str(value).strip()
 
 
-def error_code_of(response: requests.Response) -> str | None:
-    """Daraja's dotted errorCode from an error envelope, if the body is one."""
+def envelope_field(response: requests.Response, name: str) -> str | None:
+    """A field of Daraja's error envelope (``errorCode``, ``requestId``), if the body is one."""
     try:
         body = loads_bounded(response.content)
     except ValueError:
         return None
-    return optional_text(body.get("errorCode")) if isinstance(body, Mapping) else None
+    return optional_text(body.get(name)) if isinstance(body, Mapping) else None
+
+
+def error_code_of(response: requests.Response) -> str | None:
+    """Daraja's dotted errorCode from an error envelope, if the body is one."""
+    return envelope_field(response, "errorCode")
+
+
+def _milliseconds_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 class Transport:
@@ -141,7 +150,11 @@ class Transport:
                     operation,
                     type(exc).__name__,
                     "may have reached Daraja" if sent else "not sent",
-                    extra={"operation": operation, "attempt": attempt + 1},
+                    extra={
+                        "operation": operation,
+                        "attempt": attempt + 1,
+                        "duration_ms": _milliseconds_since(started),
+                    },
                 )
                 if should_retry(
                     retry_safe=retry_safe,
@@ -157,13 +170,22 @@ class Transport:
                     + (" after the request was sent" if sent else " before the request was sent"),
                     request_sent=sent,
                 ) from exc
-            elapsed_ms = (time.monotonic() - started) * 1000
+            elapsed_ms = _milliseconds_since(started)
+            call = {
+                "operation": operation,
+                "attempt": attempt + 1,
+                "http_status": response.status_code,
+                "duration_ms": elapsed_ms,
+            }
+            if response.status_code >= 400:
+                # Daraja's id of the failed call, for a support ticket (API.md §10).
+                call["daraja_request_id"] = envelope_field(response, "requestId")
             logger.info(
-                "daraja %s answered HTTP %s in %.0f ms",
+                "daraja %s answered HTTP %s in %d ms",
                 operation,
                 response.status_code,
                 elapsed_ms,
-                extra={"operation": operation, "http_status": response.status_code},
+                extra=call,
             )
             if response.status_code >= 400 and should_retry(
                 retry_safe=retry_safe,
