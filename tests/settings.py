@@ -12,6 +12,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # First, so that it sees every answer as it leaves: tests/leaks.py scans the error bodies.
 MIDDLEWARE = ["tests.leaks.ErrorBodyMiddleware", *MIDDLEWARE]  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Static files straight from the apps: no collectstatic before a test run.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 
 # Fake credentials: Daraja is mocked at the HTTP layer, so these never leave the machine.
 PAYMENTS = {
