@@ -3,15 +3,17 @@
 GUNICORN_BIND          where to listen (127.0.0.1:8000: behind a reverse proxy on this host)
 GUNICORN_WORKERS       processes (2 x cores + 1)
 GUNICORN_THREADS       threads per process (4); more than 1 runs the gthread worker
-GUNICORN_TIMEOUT       seconds a request may take before its worker is replaced (60)
+GUNICORN_TIMEOUT       seconds a sync worker (GUNICORN_THREADS=1) may spend on one request
+                       before it is replaced (120)
 GUNICORN_GRACEFUL_TIMEOUT  seconds a stopping worker has to finish its requests (30)
 GUNICORN_KEEPALIVE     seconds an idle proxy connection is kept (5)
 GUNICORN_MAX_REQUESTS  requests after which a worker is replaced (0: never)
+GUNICORN_FORWARDED_ALLOW_IPS  proxies whose X-Forwarded-* gunicorn believes (127.0.0.1,::1)
 
-The timeout must exceed the longest request: one that calls Daraja (a push, a payout, a refund,
-a balance) waits up to MPESA_HTTP_TIMEOUT's connect + read seconds per attempt (README,
-"Deployment"). A worker killed mid-call leaves its payment `unknown`, settled by
-reconciliation, never sent twice; but its client gets no answer.
+A request that calls Daraja (a push, a payout, a refund; a balance asks two shortcodes) waits
+at most MPESA_HTTP_DEADLINE seconds (45) per call: the timeout must stay above twice that. A
+worker killed mid-call leaves its payment `unknown`, settled by reconciliation and never sent
+twice, but its client gets no answer. Status polls never wait for Daraja (README, "Deployment").
 """
 
 import multiprocessing
@@ -32,7 +34,7 @@ wsgi_app = "mpesa_site.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND") or "127.0.0.1:8000"
 workers = _number("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1)
 threads = _number("GUNICORN_THREADS", 4)
-timeout = _number("GUNICORN_TIMEOUT", 60)
+timeout = _number("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _number("GUNICORN_KEEPALIVE", 5)
 max_requests = _number("GUNICORN_MAX_REQUESTS", 0)

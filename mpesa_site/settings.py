@@ -260,6 +260,7 @@ PAYMENTS = {
     "CALLBACK_BASE_URL": _mpesa("CALLBACK_BASE_URL"),
     "CALLBACK_SECRET": _mpesa("CALLBACK_SECRET"),
     "HTTP_TIMEOUT": _http_timeout(env.str("MPESA_HTTP_TIMEOUT", default="5,30")),
+    "HTTP_DEADLINE": float(env.str("MPESA_HTTP_DEADLINE", default="") or 45),
     "STK_RATE_PER_PHONE": env.str("MPESA_STK_RATE_PER_PHONE", default="") or "5/min",
     "STK_RATE_PER_USER": env.str("MPESA_STK_RATE_PER_USER", default="") or "30/min",
     "CALLBACK_ALLOWED_NETWORKS": env.list("MPESA_CALLBACK_ALLOWED_NETWORKS", default=[]),

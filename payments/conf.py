@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_SECRET": "",
     # (connect, read) seconds for every Daraja call.
     "HTTP_TIMEOUT": (5.0, 30.0),
+    # Seconds one Daraja operation may take in all, its OAuth token, retries and repeat
+    # included: what a request that calls Daraja (a push, a payout, a refund, a balance per
+    # shortcode) waits at most. 0: only the timeouts of each attempt bound it.
+    "HTTP_DEADLINE": 45.0,
     # Extra attempts for operations that are safe to repeat (queries, OAuth).
     "HTTP_MAX_RETRIES": 2,
     # Refresh the OAuth token this many seconds before Daraja says it expires.

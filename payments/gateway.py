@@ -70,6 +70,10 @@ def daraja_config(*, background: bool = False) -> DarajaConfig:
         connect_timeout=float(connect_timeout),
         read_timeout=float(read_timeout),
         max_retries=0 if background else int(s.HTTP_MAX_RETRIES),
+        # In the background the two timeouts bound the whole query, its token included.
+        call_deadline=float(connect_timeout) + float(read_timeout)
+        if background
+        else float(s.HTTP_DEADLINE),
         token_expiry_margin=int(s.TOKEN_EXPIRY_MARGIN),
     )
 

@@ -61,6 +61,7 @@ DOCUMENTED_VARIABLES = (
     "MPESA_ADMIN_LOGIN_LOCKOUT",
     "DJANGO_LOG_FORMAT",
     "DJANGO_STATIC_ROOT",
+    "MPESA_HTTP_DEADLINE",
 )
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -111,6 +112,7 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "MPESA_CALLBACK_BASE_URL": "",
             "MPESA_CALLBACK_SECRET": "",
             "MPESA_HTTP_TIMEOUT": "5,30",
+            "MPESA_HTTP_DEADLINE": "45",
             "MPESA_STK_RATE_PER_PHONE": "5/min",
             "MPESA_STK_RATE_PER_USER": "30/min",
             "MPESA_CALLBACK_ALLOWED_NETWORKS": "",

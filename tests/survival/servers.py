@@ -72,6 +72,7 @@ SERVER_ENV = {
     "MPESA_CALLBACK_SECRET": "crash-callback-secret-0123456789abcdef",
     # Long enough that only the kill ends a held request.
     "MPESA_HTTP_TIMEOUT": "5,60",
+    "MPESA_HTTP_DEADLINE": "0",
     "MPESA_STK_RATE_PER_PHONE": "100/min",
     "MPESA_STK_RATE_PER_USER": "100/min",
     "MPESA_SIMULATOR_ORIGIN": "",
