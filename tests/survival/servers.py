@@ -399,7 +399,11 @@ class ProjectServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until("gunicorn to answer /healthz", self._healthy)
+        try:
+            wait_until("gunicorn to answer /healthz", self._healthy)
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive its test
+            raise
 
     def url(self, path: str) -> str:
         return self.origin + path
