@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test fuzz concurrency lint format check clean screenshots host-check
+.PHONY: run serve test fuzz concurrency lint format check clean screenshots host-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ run: $(VENV)/.installed .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py mpesa_demo --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+# The production server (README, "Deployment"): refuses a DEBUG or incomplete configuration,
+# then migrates, collects the static files (hashed, compressed) and runs gunicorn with
+# gunicorn.conf.py. Reads the environment, or .env; never creates .env (that is make run's).
+serve: $(VENV)/.installed
+	$(BIN)/python scripts/serve_preflight.py
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	exec $(BIN)/gunicorn --config gunicorn.conf.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -53,7 +53,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz: answered first, whatever the Host header, never logged.
+    "mpesa_site.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI) from STATIC_ROOT, compressed, cached forever by name.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # One log line per request; X-Request-ID accepted or made, and echoed.
+    "payments.middleware.RequestLogMiddleware",
     # A NUL in a query string would reach the database from any filter: 400 first.
     "payments.middleware.UnstorableQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -94,9 +100,22 @@ DATABASES = {
 # Callback views store the raw body before processing, so requests are not wrapped in one
 # transaction: services open the short transactions they need.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = int(env.str("DATABASE_CONN_MAX_AGE", default="") or 0)
+# Persistent connections outside DEBUG (a new connection per request costs more than most of
+# our requests), checked before each reuse so that a database restart costs no request.
+DATABASES["default"]["CONN_MAX_AGE"] = int(
+    env.str("DATABASE_CONN_MAX_AGE", default="") or (0 if DEBUG else 60)
+)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # An unreachable server fails a request (and /readyz) in seconds rather than hanging it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "locmemcache://")}
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    # The same for an unreachable Redis: it holds the throttles and the OAuth token.
+    _redis_options = CACHES["default"].setdefault("OPTIONS", {})
+    _redis_options.setdefault("socket_connect_timeout", 5)
+    _redis_options.setdefault("socket_timeout", 5)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -111,7 +130,18 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes and WhiteNoise serves from (make serve collects there).
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Outside DEBUG: hashed names (cached forever) and gzip copies, made by collectstatic. In
+    # DEBUG, files come from the apps as they are, with no collectstatic needed.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Deployment hardening: on unless DEBUG. Behind a TLS-terminating proxy, set
@@ -231,6 +261,7 @@ PAYMENTS = {
     "CALLBACK_BASE_URL": _mpesa("CALLBACK_BASE_URL"),
     "CALLBACK_SECRET": _mpesa("CALLBACK_SECRET"),
     "HTTP_TIMEOUT": _http_timeout(env.str("MPESA_HTTP_TIMEOUT", default="5,30")),
+    "HTTP_DEADLINE": float(env.str("MPESA_HTTP_DEADLINE", default="") or 45),
     "STK_RATE_PER_PHONE": env.str("MPESA_STK_RATE_PER_PHONE", default="") or "5/min",
     "STK_RATE_PER_USER": env.str("MPESA_STK_RATE_PER_USER", default="") or "30/min",
     "CALLBACK_ALLOWED_NETWORKS": env.list("MPESA_CALLBACK_ALLOWED_NETWORKS", default=[]),
@@ -250,13 +281,24 @@ DARAJA_SIMULATOR = {
     "TOKEN_LIFETIME": 3599,
 }
 
+# One JSON object a line (for a log shipper) or plain text (for a person); plain in DEBUG.
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f'DJANGO_LOG_FORMAT must be "json" or "plain", not {LOG_FORMAT!r}')
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Callback paths carry secrets (payments/redaction.py): every handler that prints redacts them.
-    "filters": {"callback_secrets": {"()": "payments.redaction.CallbackSecretFilter"}},
+    "filters": {
+        # The request id, user and transaction a line belongs to (payments/logs.py).
+        "log_context": {"()": "payments.logs.LogContextFilter"},
+        # Callback paths carry secrets (payments/redaction.py): every handler that prints
+        # redacts them.
+        "callback_secrets": {"()": "payments.redaction.CallbackSecretFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "payments.logs.JsonFormatter"},
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
             "format": "[{server_time}] {message}",
@@ -266,14 +308,14 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["callback_secrets"],
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "callback_secrets"],
         },
         # runserver's access lines, formatted as Django formats them.
         "django.server": {
             "class": "logging.StreamHandler",
-            "formatter": "django.server",
-            "filters": ["callback_secrets"],
+            "formatter": "django.server" if LOG_FORMAT == "plain" else "json",
+            "filters": ["log_context", "callback_secrets"],
         },
     },
     "loggers": {

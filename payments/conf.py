@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_SECRET": "",
     # (connect, read) seconds for every Daraja call.
     "HTTP_TIMEOUT": (5.0, 30.0),
+    # Seconds one Daraja operation may take in all, its OAuth token, retries and repeat
+    # included: what a request that calls Daraja (a push, a payout, a refund, a balance per
+    # shortcode) waits at most. 0: only the timeouts of each attempt bound it.
+    "HTTP_DEADLINE": 45.0,
     # Extra attempts for operations that are safe to repeat (queries, OAuth).
     "HTTP_MAX_RETRIES": 2,
     # Refresh the OAuth token this many seconds before Daraja says it expires.
@@ -50,8 +54,16 @@ DEFAULTS: dict[str, Any] = {
     "STK_MAX_AMOUNT": 250_000,
     # The status endpoint queries Daraja for a push still pending after this many seconds...
     "STK_QUERY_AFTER": 30,
-    # ...and at most once per this many seconds, across all processes.
+    # ...and at most once per this many seconds, across all processes. The query runs off the
+    # request path: the poll answers from the database at once, a later poll shows the answer.
     "STK_QUERY_INTERVAL": 15,
+    # At most this many of those queries run at once per process, each on a thread of its own;
+    # a poll that finds them all busy leaves its push to a later poll or to reconciliation.
+    # 0: polls never ask M-Pesa (reconciliation alone does).
+    "STK_QUERY_THREADS": 4,
+    # (connect, read) seconds for those queries, made once (no retry): a slow Daraja frees
+    # the threads soon.
+    "STK_QUERY_TIMEOUT": (3.0, 5.0),
     # DRF throttle rates for starting STK Pushes.
     "STK_RATE_PER_PHONE": "5/min",
     "STK_RATE_PER_USER": "30/min",

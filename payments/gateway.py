@@ -17,7 +17,8 @@ from payments.conf import payments_settings
 from payments.daraja.client import DarajaClient
 from payments.daraja.config import DarajaConfig
 
-_client: DarajaClient | None = None
+# The request path's client, and the one of background work (short timeouts, no retries).
+_clients: dict[bool, DarajaClient] = {}
 _client_lock = threading.Lock()
 # A requests transport adapter that answers instead of Daraja (payments.testing's double);
 # None, the network, except in tests.
@@ -47,10 +48,15 @@ class DjangoCacheTokenStore:
         self._cache.delete(key)
 
 
-def daraja_config() -> DarajaConfig:
-    """The client configuration built from ``payments_settings``."""
+def daraja_config(*, background: bool = False) -> DarajaConfig:
+    """The client configuration built from ``payments_settings``.
+
+    ``background``: for work off the request path (STK queries of status polls): the short
+    STK_QUERY_TIMEOUT and no retries, so that a slow Daraja frees its thread soon; the next
+    query, an interval later, is the retry.
+    """
     s = payments_settings
-    connect_timeout, read_timeout = s.HTTP_TIMEOUT
+    connect_timeout, read_timeout = s.STK_QUERY_TIMEOUT if background else s.HTTP_TIMEOUT
     return DarajaConfig(
         consumer_key=s.CONSUMER_KEY,
         consumer_secret=s.CONSUMER_SECRET,
@@ -67,34 +73,40 @@ def daraja_config() -> DarajaConfig:
         security_credential=s.SECURITY_CREDENTIAL,
         connect_timeout=float(connect_timeout),
         read_timeout=float(read_timeout),
-        max_retries=int(s.HTTP_MAX_RETRIES),
+        max_retries=0 if background else int(s.HTTP_MAX_RETRIES),
+        # In the background the two timeouts bound the whole query, its token included.
+        call_deadline=float(connect_timeout) + float(read_timeout)
+        if background
+        else float(s.HTTP_DEADLINE),
         token_expiry_margin=int(s.TOKEN_EXPIRY_MARGIN),
     )
 
 
-def get_daraja_client() -> DarajaClient:
-    """The process's DarajaClient, built on first use and rebuilt when PAYMENTS changes."""
-    global _client
+def get_daraja_client(*, background: bool = False) -> DarajaClient:
+    """The process's DarajaClient, built on first use and rebuilt when PAYMENTS changes.
+
+    ``background`` gives the client of work off the request path (see ``daraja_config``); both
+    share the OAuth token through the cache.
+    """
     with _client_lock:
-        if _client is None:
+        if background not in _clients:
             payments_settings.require(("CONSUMER_KEY", "CONSUMER_SECRET"))
             session = None
             if _transport_adapter is not None:
                 session = requests.Session()
                 session.mount("https://", _transport_adapter)
                 session.mount("http://", _transport_adapter)
-            _client = DarajaClient(
-                daraja_config(),
+            _clients[background] = DarajaClient(
+                daraja_config(background=background),
                 session=session,
                 token_store=DjangoCacheTokenStore(payments_settings.TOKEN_CACHE_ALIAS),
             )
-        return _client
+        return _clients[background]
 
 
 def reset_daraja_client() -> None:
-    global _client
     with _client_lock:
-        _client = None
+        _clients.clear()
 
 
 def daraja_transport_set(adapter: requests.adapters.BaseAdapter | None) -> None:

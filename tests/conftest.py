@@ -10,6 +10,7 @@ import responses
 from django.core.cache import cache
 
 from payments.gateway import reset_daraja_client
+from payments.services.background import background_wait
 
 # Every log line and error body of the run is scanned for secrets and phone numbers; the
 # fixtures a host project's tests use (payments.testing) serve the suite too.
@@ -55,6 +56,8 @@ def _fresh_state():
     cache.clear()
     reset_daraja_client()
     yield
+    # A status poll's STK query runs on a thread of its own: none may outlive its test.
+    assert background_wait(timeout=30), "background work still running after the test"
     cache.clear()
     reset_daraja_client()
 

@@ -26,6 +26,7 @@ from django.core.signals import setting_changed
 from django.db.models.signals import post_save
 
 from payments.conf import is_missing
+from payments.logs import JsonFormatter
 from payments.redaction import redact_callback_secrets
 
 # A full number, in Daraja's form or as a customer types it, standing alone (not inside a hex
@@ -145,7 +146,14 @@ class RecordingHandler(logging.Handler):
     def __init__(self, template: logging.Handler, recorder: LeakRecorder = RECORDER) -> None:
         super().__init__(level=template.level)
         self.filters = list(template.filters)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        # A JSON line (DJANGO_LOG_FORMAT=json) is scanned exactly as printed: it holds every
+        # field. A plain line is scanned with its fields added, as a structured shipper sees it.
+        self.json_lines = isinstance(template.formatter, JsonFormatter)
+        self.setFormatter(
+            template.formatter
+            if self.json_lines
+            else logging.Formatter("%(levelname)s %(name)s %(message)s")
+        )
         self.recorder = recorder
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -155,7 +163,7 @@ class RecordingHandler(logging.Handler):
             for k, v in vars(record).items()
             if k not in _RECORD_ATTRIBUTES and isinstance(v, PLAIN_DATA)
         }
-        if extra:
+        if extra and not self.json_lines:
             text += f" {extra!r}"
         self.recorder.scan("log lines", f"log line of {record.name}", text)
 

@@ -18,6 +18,13 @@ MIDDLEWARE = ["tests.leaks.ErrorBodyMiddleware", *MIDDLEWARE]  # noqa: F405
 sys.path.insert(0, str(Path(__file__).resolve().parent / "host"))
 INSTALLED_APPS = [*INSTALLED_APPS, "shop"]  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Static files straight from the apps: no collectstatic before a test run.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 
 # Fake credentials: Daraja is mocked at the HTTP layer, so these never leave the machine.
 PAYMENTS = {

@@ -59,6 +59,9 @@ DOCUMENTED_VARIABLES = (
     "MPESA_ADMIN_LOGIN_FAILURES_PER_USERNAME",
     "MPESA_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
     "MPESA_ADMIN_LOGIN_LOCKOUT",
+    "DJANGO_LOG_FORMAT",
+    "DJANGO_STATIC_ROOT",
+    "MPESA_HTTP_DEADLINE",
 )
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -91,6 +94,8 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "DJANGO_SECURE_PROXY_SSL_HEADER": "false",
             "DJANGO_NUM_PROXIES": "0",
             "DJANGO_LOG_LEVEL": "WARNING",
+            "DJANGO_LOG_FORMAT": "",
+            "DJANGO_STATIC_ROOT": "",
             "MPESA_ENVIRONMENT": "sandbox",
             "MPESA_BASE_URL": "",
             "MPESA_CONSUMER_KEY": "",
@@ -107,6 +112,7 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "MPESA_CALLBACK_BASE_URL": "",
             "MPESA_CALLBACK_SECRET": "",
             "MPESA_HTTP_TIMEOUT": "5,30",
+            "MPESA_HTTP_DEADLINE": "45",
             "MPESA_STK_RATE_PER_PHONE": "5/min",
             "MPESA_STK_RATE_PER_USER": "30/min",
             "MPESA_CALLBACK_ALLOWED_NETWORKS": "",
@@ -303,3 +309,85 @@ def test_redis_cache_url_is_shared_between_processes(tmp_path):
     assert writer.stdout.strip() == "django.core.cache.backends.redis.RedisCache", output_of(writer)
     assert reader.returncode == 0, output_of(reader)
     assert reader.stdout.strip() == value, output_of(reader)
+
+
+def django_values(env: dict[str, str], expression: str) -> str:
+    """``expression`` evaluated in a configured Django, printed."""
+    result = manage("shell", "--no-imports", "-c", f"import logging; print({expression})", env=env)
+    assert result.returncode == 0, output_of(result)
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("debug", "log_format", "formatter"),
+    [(False, "", "JsonFormatter"), (True, "", "Formatter"), (True, "json", "JsonFormatter")],
+)
+def test_logs_are_json_without_debug_and_plain_with_it(tmp_path, debug, log_format, formatter):
+    env = {**clean_env(tmp_path, debug=debug), "DJANGO_LOG_FORMAT": log_format}
+
+    printed = django_values(env, "type(logging.getLogger().handlers[0].formatter).__name__")
+
+    assert printed == formatter
+
+
+def test_an_unknown_log_format_stops_manage_py(tmp_path):
+    env = {**clean_env(tmp_path, debug=True), "DJANGO_LOG_FORMAT": "xml"}
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "DJANGO_LOG_FORMAT" in result.stderr.strip().splitlines()[-1], output_of(result)
+
+
+@pytest.mark.parametrize(
+    ("debug", "given", "kept"), [(False, "", 60), (True, "", 0), (False, "0", 0)]
+)
+def test_database_connections_persist_without_debug_and_are_checked_before_reuse(
+    tmp_path, debug, given, kept
+):
+    env = {**clean_env(tmp_path, debug=debug), "DATABASE_CONN_MAX_AGE": given}
+
+    printed = django_values(
+        env,
+        "(lambda d: (d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS']))"
+        "(__import__('django.conf').conf.settings.DATABASES['default'])",
+    )
+
+    assert printed == f"({kept}, True)"
+
+
+def preflight(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/serve_preflight.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG is true"),
+        ({"DJANGO_SECRET_KEY": "replace-me"}, "DJANGO_SECRET_KEY is missing or a placeholder"),
+        ({"MPESA_ENVIRONMENT": "simulator"}, "payments.E010"),
+        ({"MPESA_CALLBACK_BASE_URL": "http://pay.example.co.ke"}, "payments.E003"),
+        ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS is empty"),
+    ],
+)
+def test_make_serve_refuses_what_is_not_a_production_configuration(tmp_path, change, named):
+    result = preflight({**production_env(tmp_path), **change})
+
+    assert result.returncode == 1, output_of(result)
+    assert result.stderr.startswith("make serve: "), output_of(result)
+    assert named in result.stderr, output_of(result)
+    assert "Traceback" not in result.stderr, output_of(result)
+
+
+def test_make_serve_starts_with_a_production_configuration(tmp_path):
+    result = preflight(production_env(tmp_path))
+
+    assert result.returncode == 0, output_of(result)

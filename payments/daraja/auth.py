@@ -103,8 +103,9 @@ class AccessTokenProvider:
         self.cache_key = f"payments:daraja:token:{digest}"
         self.lock_key = f"{self.cache_key}:refresh-lock"
 
-    def token(self) -> str:
-        """A token valid for at least the expiry margin."""
+    def token(self, *, deadline: float | None = None) -> str:
+        """A token valid for at least the expiry margin, fetched (or waited for) by
+        ``deadline`` on the transport's clock when one is given."""
         token = self._store.get(self.cache_key)
         if token:
             return token
@@ -114,27 +115,29 @@ class AccessTokenProvider:
                 return token
             if self._store.add(self.lock_key, "1", REFRESH_LOCK_SECONDS):
                 try:
-                    return self._fetch()
+                    return self._fetch(deadline)
                 finally:
                     self._store.delete(self.lock_key)
-            return self._wait_for_other_refresh()
+            return self._wait_for_other_refresh(deadline)
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` after Daraja refused it, unless another caller already replaced it."""
         if self._store.get(self.cache_key) == token:
             self._store.delete(self.cache_key)
 
-    def _wait_for_other_refresh(self) -> str:
-        deadline = self._clock() + REFRESH_LOCK_SECONDS
-        while self._clock() < deadline:
+    def _wait_for_other_refresh(self, deadline: float | None) -> str:
+        waited = self._clock() + REFRESH_LOCK_SECONDS
+        until = waited if deadline is None else min(waited, deadline)
+        while self._clock() < until:
             self._sleep(REFRESH_POLL_SECONDS)
             token = self._store.get(self.cache_key)
             if token:
                 return token
-        # The other refresher died or hangs; a second fetch costs little.
-        return self._fetch()
+        # The other refresher died or hangs; a second fetch costs little (and is refused at
+        # once when the caller's time has run out).
+        return self._fetch(deadline)
 
-    def _fetch(self) -> str:
+    def _fetch(self, deadline: float | None) -> str:
         response = self._transport.request(
             "GET",
             OAUTH_PATH,
@@ -142,6 +145,7 @@ class AccessTokenProvider:
             retry_safe=True,
             params={"grant_type": "client_credentials"},
             auth=self._credentials,
+            deadline=deadline,
         )
         try:
             body = loads_bounded(response.content)

@@ -115,14 +115,17 @@ class DarajaClient:
         token_store: TokenStore | None = None,
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self._clock = clock
         self._transport = Transport(
             base_url=config.api_base_url,
             timeout=(config.connect_timeout, config.read_timeout),
             max_retries=config.max_retries,
             session=session,
             sleep=sleep,
+            clock=clock,
         )
         self._tokens = AccessTokenProvider(
             transport=self._transport,
@@ -131,6 +134,7 @@ class DarajaClient:
             store=token_store if token_store is not None else MemoryTokenStore(),
             expiry_margin=config.token_expiry_margin,
             sleep=sleep,
+            clock=clock,
         )
         self._now = now or (lambda: datetime.now(NAIROBI))
         self._credential: str | None = None
@@ -409,14 +413,18 @@ class DarajaClient:
         """POST with a bearer token; on an invalid-token answer refresh once and repeat once.
 
         Repeating is safe even for money: a refused token stops the request at the gateway.
+        All of it ends by the config's ``call_deadline``.
         """
-        token = self._token(operation)
-        response = self._send(operation, path, payload, token, retry_safe=retry_safe)
+        deadline = (
+            self._clock() + self.config.call_deadline if self.config.call_deadline > 0 else None
+        )
+        token = self._token(operation, deadline)
+        response = self._send(operation, path, payload, token, retry_safe, deadline)
         if _is_invalid_token(response.status_code, error_code_of(response)):
             logger.info("daraja %s: access token refused, refreshing once", operation)
             self._tokens.invalidate(token)
-            token = self._token(operation)
-            response = self._send(operation, path, payload, token, retry_safe=retry_safe)
+            token = self._token(operation, deadline)
+            response = self._send(operation, path, payload, token, retry_safe, deadline)
         try:
             return decode_response(response, operation=operation)
         except DarajaError as exc:
@@ -432,10 +440,10 @@ class DarajaClient:
             )
             raise
 
-    def _token(self, operation: str) -> str:
+    def _token(self, operation: str, deadline: float | None) -> str:
         """A bearer token. Failing to get one means the operation itself was never sent."""
         try:
-            return self._tokens.token()
+            return self._tokens.token(deadline=deadline)
         except DarajaAuthError:
             raise
         except DarajaError as exc:
@@ -453,8 +461,8 @@ class DarajaClient:
         path: str,
         payload: Mapping[str, Any],
         token: str,
-        *,
         retry_safe: bool,
+        deadline: float | None,
     ) -> requests.Response:
         return self._transport.request(
             "POST",
@@ -463,6 +471,7 @@ class DarajaClient:
             retry_safe=retry_safe,
             json=payload,
             headers={"Authorization": f"Bearer {token}"},
+            deadline=deadline,
         )
 
     def security_credential(self) -> str:

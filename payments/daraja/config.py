@@ -84,6 +84,9 @@ class DarajaConfig:
     read_timeout: float = 30.0
     max_retries: int = 2
     token_expiry_margin: int = 120
+    # Seconds one operation may take in all: its token, retries and repeat included (0: only
+    # the per-attempt timeouts bound it). What a request that calls Daraja waits at most.
+    call_deadline: float = 0.0
 
     @property
     def api_base_url(self) -> str:

@@ -76,13 +76,18 @@ def optional_text(value: object) -> str | None:
     return None if value is None else str(value).strip()
 
 
-def error_code_of(response: requests.Response) -> str | None:
-    """Daraja's dotted errorCode from an error envelope, if the body is one."""
+def envelope_field(response: requests.Response, name: str) -> str | None:
+    """A field of Daraja's error envelope (``errorCode``, ``requestId``), if the body is one."""
     try:
         body = loads_bounded(response.content)
     except ValueError:
         return None
-    return optional_text(body.get("errorCode")) if isinstance(body, Mapping) else None
+    return optional_text(body.get(name)) if isinstance(body, Mapping) else None
+
+
+def error_code_of(response: requests.Response) -> str | None:
+    """Daraja's dotted errorCode from an error envelope, if the body is one."""
+    return envelope_field(response, "errorCode")
 
 
 class Transport:
@@ -96,6 +101,7 @@ class Transport:
         max_retries: int,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         backoff_initial: float = 0.5,
         backoff_cap: float = 4.0,
     ) -> None:
@@ -104,6 +110,7 @@ class Transport:
         self.max_retries = max_retries
         self.session = session or requests.Session()
         self._sleep = sleep
+        self._clock = clock
         self._backoff_initial = backoff_initial
         self._backoff_cap = backoff_cap
 
@@ -118,12 +125,19 @@ class Transport:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
+        deadline: float | None = None,
     ) -> requests.Response:
-        """Send one logical request, retrying as the policy allows; return the last response."""
+        """Send one logical request, retrying as the policy allows; return the last response.
+
+        ``deadline`` (on this transport's clock) bounds the whole of it: each attempt's
+        timeouts are cut to the time left, no retry starts that its backoff would take past
+        it, and none is sent once it has passed (DarajaConnectionError, not sent).
+        """
         url = f"{self.base_url}{path}"
         attempt = 0
         while True:
-            started = time.monotonic()
+            timeout = self._attempt_timeout(operation, deadline)
+            started = self._clock()
             try:
                 response = self.session.request(
                     method,
@@ -132,7 +146,7 @@ class Transport:
                     params=params,
                     headers=headers,
                     auth=auth,
-                    timeout=self.timeout,
+                    timeout=timeout,
                 )
             except requests.RequestException as exc:
                 sent = request_was_sent(exc)
@@ -141,15 +155,18 @@ class Transport:
                     operation,
                     type(exc).__name__,
                     "may have reached Daraja" if sent else "not sent",
-                    extra={"operation": operation, "attempt": attempt + 1},
+                    extra={
+                        "operation": operation,
+                        "attempt": attempt + 1,
+                        "duration_ms": self._milliseconds_since(started),
+                    },
                 )
                 if should_retry(
                     retry_safe=retry_safe,
                     attempt=attempt,
                     max_retries=self.max_retries,
                     request_sent=sent,
-                ):
-                    self._sleep(self.backoff_seconds(attempt))
+                ) and self._backoff_within(attempt, deadline):
                     attempt += 1
                     continue
                 raise DarajaConnectionError(
@@ -157,25 +174,60 @@ class Transport:
                     + (" after the request was sent" if sent else " before the request was sent"),
                     request_sent=sent,
                 ) from exc
-            elapsed_ms = (time.monotonic() - started) * 1000
+            elapsed_ms = self._milliseconds_since(started)
+            call = {
+                "operation": operation,
+                "attempt": attempt + 1,
+                "http_status": response.status_code,
+                "duration_ms": elapsed_ms,
+            }
+            if response.status_code >= 400:
+                # Daraja's id of the failed call, for a support ticket (API.md §10).
+                call["daraja_request_id"] = envelope_field(response, "requestId")
             logger.info(
-                "daraja %s answered HTTP %s in %.0f ms",
+                "daraja %s answered HTTP %s in %d ms",
                 operation,
                 response.status_code,
                 elapsed_ms,
-                extra={"operation": operation, "http_status": response.status_code},
+                extra=call,
             )
-            if response.status_code >= 400 and should_retry(
-                retry_safe=retry_safe,
-                attempt=attempt,
-                max_retries=self.max_retries,
-                http_status=response.status_code,
-                error_code=error_code_of(response),
+            if (
+                response.status_code >= 400
+                and should_retry(
+                    retry_safe=retry_safe,
+                    attempt=attempt,
+                    max_retries=self.max_retries,
+                    http_status=response.status_code,
+                    error_code=error_code_of(response),
+                )
+                and self._backoff_within(attempt, deadline)
             ):
-                self._sleep(self.backoff_seconds(attempt))
                 attempt += 1
                 continue
             return response
+
+    def _attempt_timeout(self, operation: str, deadline: float | None) -> tuple[float, float]:
+        """(connect, read) for the next attempt: the configured ones, cut to the time left."""
+        if deadline is None:
+            return self.timeout
+        left = deadline - self._clock()
+        if left <= 0:
+            raise DarajaConnectionError(
+                f"Daraja {operation} not sent: its time ran out", request_sent=False
+            )
+        connect, read = self.timeout
+        return (min(connect, left), min(read, left))
+
+    def _backoff_within(self, attempt: int, deadline: float | None) -> bool:
+        """Sleep before the next attempt, unless the backoff would end past ``deadline``."""
+        delay = self.backoff_seconds(attempt)
+        if deadline is not None and self._clock() + delay >= deadline:
+            return False
+        self._sleep(delay)
+        return True
+
+    def _milliseconds_since(self, started: float) -> int:
+        return round((self._clock() - started) * 1000)
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff, capped, then jittered so that workers do not retry in step."""

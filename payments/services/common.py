@@ -25,6 +25,7 @@ from payments.daraja.errors import DarajaConfigurationError, DarajaError, Invali
 from payments.daraja.phone import normalize_phone_number
 from payments.enums import TransactionStatus, TransactionType
 from payments.exceptions import PaymentsNotConfiguredError, PaymentValidationError
+from payments.logs import log_context
 from payments.models import Transaction
 from payments.signals import payment_failed, payout_failed, reversal_failed
 
@@ -235,10 +236,11 @@ def money_out_send(
     token = transaction.callback_token
     log_extra = {"transaction_id": str(transaction.pk)}
     try:
-        ack = send(
-            callback_url(f"payments:{kind}-result", callback_token=token),
-            callback_url(f"payments:{kind}-timeout", callback_token=token),
-        )
+        with log_context(**log_extra):
+            ack = send(
+                callback_url(f"payments:{kind}-result", callback_token=token),
+                callback_url(f"payments:{kind}-timeout", callback_token=token),
+            )
     except DarajaError as exc:
         logger.warning("%s %s: %s", what, transaction.pk, exc, extra=log_extra)
         return request_error_record(

@@ -16,6 +16,7 @@ from payments.daraja.errors import DarajaConfigurationError, DarajaError
 from payments.enums import InquiryKind, InquiryStatus, TransactionStatus, TransactionType
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
+from payments.logs import log_context
 from payments.models import BalanceSnapshot, DarajaInquiry, Transaction
 from payments.services.b2c import b2c_result_apply
 from payments.services.common import (
@@ -304,12 +305,16 @@ def _ready_client(client: DarajaClient | None) -> DarajaClient:
 
 def _send(inquiry: DarajaInquiry, client: DarajaClient, call) -> DarajaInquiry:
     kind = inquiry.kind
+    ids = {"inquiry_id": inquiry.pk}
+    if inquiry.transaction_id:
+        ids["transaction_id"] = str(inquiry.transaction_id)
     try:
-        ack = call(
-            client,
-            callback_url(f"payments:{kind}-result", callback_token=inquiry.token),
-            callback_url(f"payments:{kind}-timeout", callback_token=inquiry.token),
-        )
+        with log_context(**ids):
+            ack = call(
+                client,
+                callback_url(f"payments:{kind}-result", callback_token=inquiry.token),
+                callback_url(f"payments:{kind}-timeout", callback_token=inquiry.token),
+            )
     except DarajaConfigurationError as exc:
         inquiry.status = InquiryStatus.FAILED
         inquiry.save()

@@ -23,7 +23,9 @@ from payments.daraja.phone import mask_phone_number
 from payments.enums import TransactionStatus, TransactionType, stk_result_outcome
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
+from payments.logs import log_context
 from payments.models import INCOMING_TYPES, IdempotencyKey, Transaction
+from payments.services.background import background_busy, background_run_on_commit
 from payments.services.common import (
     callback_url,
     for_object_fields,
@@ -135,15 +137,16 @@ def stk_push_initiate(
         idempotency_key_link(record=idempotency_key, transaction=transaction)
     log_extra = {"transaction_id": str(transaction.pk), "phone": mask_phone_number(msisdn)}
     try:
-        ack = client.stk_push(
-            phone_number=msisdn,
-            amount=whole_amount,
-            account_reference=reference,
-            transaction_desc=description,
-            callback_url=callback_url(
-                "payments:stk-callback", callback_token=transaction.callback_token
-            ),
-        )
+        with log_context(transaction_id=str(transaction.pk)):
+            ack = client.stk_push(
+                phone_number=msisdn,
+                amount=whole_amount,
+                account_reference=reference,
+                transaction_desc=description,
+                callback_url=callback_url(
+                    "payments:stk-callback", callback_token=transaction.callback_token
+                ),
+            )
     except DarajaError as exc:
         if exc.outcome_unknown:
             logger.warning(
@@ -174,18 +177,22 @@ def stk_push_initiate(
     return locked
 
 
-def stk_push_refresh_if_stale(
-    *, transaction: Transaction, client: DarajaClient | None = None
-) -> Transaction:
-    """Query Daraja about a push still awaiting its result after STK_QUERY_AFTER seconds.
+def stk_push_refresh_if_stale(*, transaction: Transaction) -> Transaction:
+    """Have Daraja asked, off the request path, about a push still awaiting its result after
+    STK_QUERY_AFTER seconds; return the push as stored, at once.
 
-    At most one caller queries per STK_QUERY_INTERVAL, across processes: the caller whose
-    conditional update of ``last_queried_at`` changes the row is the one that asks.
+    A status poll never waits for Daraja: the query runs on a background thread with the short
+    STK_QUERY_TIMEOUT, and a later poll shows its answer. At most one caller queries per
+    STK_QUERY_INTERVAL, across processes: the caller whose conditional update of
+    ``last_queried_at`` changes the row is the one that has it asked. A process already
+    running STK_QUERY_THREADS queries claims nothing: a later poll or reconciliation asks.
     """
     if transaction.status not in AWAITING_RESULT or not transaction.checkout_request_id:
         return transaction
     now = timezone.now()
     if transaction.created_at > now - timedelta(seconds=payments_settings.STK_QUERY_AFTER):
+        return transaction
+    if background_busy(limit=payments_settings.STK_QUERY_THREADS):
         return transaction
     interval = timedelta(seconds=payments_settings.STK_QUERY_INTERVAL)
     claimed = (
@@ -194,8 +201,12 @@ def stk_push_refresh_if_stale(
         .update(last_queried_at=now)
     )
     if claimed:
-        stk_push_query(transaction=transaction, client=client)
-    transaction.refresh_from_db()
+        background_run_on_commit(
+            name="stk-query",
+            work=lambda: stk_push_query(
+                transaction=transaction, client=get_daraja_client(background=True)
+            ),
+        )
     return transaction
 
 
@@ -227,7 +238,8 @@ def stk_query_settle(
     callback or the C2B confirmation completes it.
     """
     client = client or get_daraja_client()
-    answer = client.stk_query(checkout_request_id=transaction.checkout_request_id)
+    with log_context(transaction_id=str(transaction.pk)):
+        answer = client.stk_query(checkout_request_id=transaction.checkout_request_id)
     if answer.is_pending or answer.result_code is None:
         return transaction
     with db_transaction.atomic():

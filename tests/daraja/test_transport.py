@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
@@ -9,7 +12,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from payments.daraja.errors import DarajaConnectionError, DarajaServerError
 from payments.daraja.transport import Transport, request_was_sent, should_retry
 
-from .conftest import SANDBOX, load_fixture
+from .conftest import OAUTH_URL, SANDBOX, load_fixture
 
 CALLBACK = "https://pay.example.co.ke/cb/abc"
 PUSH_URL = f"{SANDBOX}/mpesa/stkpush/v1/processrequest"
@@ -177,3 +180,89 @@ def test_connect_failures_beyond_the_budget_say_the_request_was_not_sent(client,
         push(client)
     assert excinfo.value.request_sent is False
     assert excinfo.value.outcome_unknown is False
+
+
+# -- the deadline of one operation: what a request that calls Daraja waits at most ------------
+
+
+class Clock:
+    """Monotonic time that moves only when the client sleeps or a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def timed_client(make_client, config, clock, deadline: float):
+    return make_client(replace(config, call_deadline=deadline), sleep=clock.sleep, clock=clock)
+
+
+def test_each_attempt_waits_no_longer_than_the_time_left(make_client, config, daraja, clock):
+    client = timed_client(make_client, config, clock, deadline=4.0)
+    timeouts = []
+
+    def answer(request):
+        timeouts.append(request.req_kwargs["timeout"])
+        return 200, {}, json.dumps(load_fixture("stk/stk_push_response_accepted.portal.json"))
+
+    daraja.add_callback("POST", PUSH_URL, callback=answer)
+
+    push(client)
+
+    assert timeouts == [(1.5, 4.0)]  # connect 1.5 as configured, read cut from 7 to 4
+
+
+def test_no_retry_starts_that_would_end_past_the_deadline(make_client, config, daraja, clock):
+    client = timed_client(make_client, config, clock, deadline=0.2)
+    daraja.post(QUERY_URL, status=503, body="Service Unavailable")
+
+    with pytest.raises(DarajaServerError):
+        client.stk_query(checkout_request_id="ws_CO_1")
+
+    # The backoff (at least 0.25 s) would pass the deadline: asked once, not three times.
+    assert len([c for c in daraja.calls if c.request.url == QUERY_URL]) == 1
+
+
+def test_money_is_not_sent_once_fetching_its_token_used_up_the_time(
+    make_client, config, daraja, clock
+):
+    client = timed_client(make_client, config, clock, deadline=5.0)
+    daraja.remove("GET", OAUTH_URL)
+
+    def slow_token(request):
+        clock.now += 6  # Daraja's OAuth took longer than the operation may
+        return 200, {}, json.dumps({"access_token": "late-token", "expires_in": "3599"})
+
+    daraja.add_callback("GET", OAUTH_URL, callback=slow_token)
+
+    with pytest.raises(DarajaConnectionError) as raised:
+        push(client)
+
+    assert raised.value.request_sent is False  # a refusal to record, not an unknown outcome
+    assert "not sent: its time ran out" in str(raised.value)
+    assert not [c for c in daraja.calls if c.request.url == PUSH_URL]
+
+
+def test_without_a_deadline_only_the_attempts_timeouts_bound_a_call(client, daraja):
+    timeouts = []
+
+    def answer(request):
+        timeouts.append(request.req_kwargs["timeout"])
+        return 200, {}, json.dumps(load_fixture("stk/stk_push_response_accepted.portal.json"))
+
+    daraja.add_callback("POST", PUSH_URL, callback=answer)
+
+    push(client)
+
+    assert client.config.call_deadline == 0
+    assert timeouts == [(1.5, 7.0)]

@@ -20,6 +20,7 @@ from payments.checks import check_payments_settings
 from payments.conf import payments_settings
 from payments.enums import TransactionStatus, TransactionType
 from payments.models import AuditRecord, CallbackEvent, PayoutRequest, Transaction
+from payments.services.background import background_wait
 from payments.services.common import nairobi_day_start
 from payments.services.roles import CLERK, MANAGER
 from tests.admin.conftest import ConfirmingClient
@@ -145,6 +146,8 @@ def test_p12_view_transaction_opens_everyones_history_without_staff(django_user_
     assert api.get(STATUS_PATH.format("ws_CO_theirs")).status_code == 200
 
 
+# The poll's query runs on a thread with its own connection: it sees committed rows only.
+@pytest.mark.django_db(transaction=True)
 def test_p12_polling_someone_elses_stale_push_asks_mpesa_only_with_query_status(
     django_user_model, daraja
 ):
@@ -159,17 +162,22 @@ def test_p12_polling_someone_elses_stale_push_asks_mpesa_only_with_query_status(
     )
 
     seen = api_client_for(viewer).get(STATUS_PATH.format("ws_CO_theirs"))
+    assert background_wait(timeout=10)
 
     assert seen.status_code == 200
     assert seen.json()["status"] == "pending"
     assert calls_to(daraja, STK_QUERY_URL) == []
 
-    asked = api_client_for(querier).get(STATUS_PATH.format("ws_CO_theirs"))
+    api_client_for(querier).get(STATUS_PATH.format("ws_CO_theirs"))
+    assert background_wait(timeout=10)
 
-    assert asked.json()["status"] == "cancelled"
+    assert api_client_for(viewer).get(STATUS_PATH.format("ws_CO_theirs")).json()["status"] == (
+        "cancelled"
+    )
     assert len(calls_to(daraja, STK_QUERY_URL)) == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_p12_the_owner_polling_their_own_stale_push_still_asks_mpesa(django_user_model, daraja):
     daraja.post(STK_QUERY_URL, json=load_fixture(QUERY_CANCELLED))
     customer = django_user_model.objects.create_user("customer", password="pw-2")
@@ -179,9 +187,12 @@ def test_p12_the_owner_polling_their_own_stale_push_still_asks_mpesa(django_user
         age_seconds=payments_settings.STK_QUERY_AFTER + 30,
     )
 
-    answer = api_client_for(customer).get(STATUS_PATH.format("ws_CO_mine"))
+    api_client_for(customer).get(STATUS_PATH.format("ws_CO_mine"))
+    assert background_wait(timeout=10)
 
-    assert answer.json()["status"] == "cancelled"
+    assert api_client_for(customer).get(STATUS_PATH.format("ws_CO_mine")).json()["status"] == (
+        "cancelled"
+    )
     assert len(calls_to(daraja, STK_QUERY_URL)) == 1
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from payments.enums import TransactionStatus
 from payments.models import CallbackEvent, DarajaInquiry, Transaction
 from payments.selectors import payments_dashboard
+from payments.services.background import background_wait
 from payments.services.checkout import checkout_link_create, checkout_pay
 from payments.services.reconcile import transactions_reconcile
 from tests.payments.conftest import (
@@ -382,12 +383,16 @@ def test_p02_an_stk_callback_with_the_receipt_of_another_push_is_flagged(
 # -- point 3: a success known only from an STK query is not paid yet -----------------------------
 
 
-@pytest.mark.django_db
+# The poll's query runs on a thread with its own connection: it sees committed rows only.
+@pytest.mark.django_db(transaction=True)
 def test_p03_a_query_success_awaits_its_receipt_and_is_not_paid(daraja, sent_signals, user):
     push = waiting_push(user=user, age_seconds=120)
     query_says_paid(daraja, push)
+    status_path = STATUS_PATH.format(push.checkout_request_id)
 
-    body = api_client_for(user).get(STATUS_PATH.format(push.checkout_request_id)).json()
+    assert api_client_for(user).get(status_path).json()["status"] == "pending"
+    assert background_wait(timeout=10)
+    body = api_client_for(user).get(status_path).json()
 
     assert body["status"] == "awaiting_receipt"
     assert "receipt" in body["message"]

@@ -57,6 +57,29 @@ def test_the_process_client_is_reused():
     assert get_daraja_client() is get_daraja_client()
 
 
+def test_request_calls_have_the_http_deadline_background_queries_their_short_timeouts():
+    request, background = daraja_config(), daraja_config(background=True)
+
+    assert (request.connect_timeout, request.read_timeout) == (2.0, 5.0)  # tests/settings.py
+    assert (request.max_retries, request.call_deadline) == (2, 45.0)
+    assert (background.connect_timeout, background.read_timeout) == (3.0, 5.0)
+    # Asked once, token included within the two timeouts: the next poll is the retry.
+    assert (background.max_retries, background.call_deadline) == (0, 8.0)
+
+
+def test_the_background_client_is_another_client_sharing_the_token():
+    background = get_daraja_client(background=True)
+
+    assert background is get_daraja_client(background=True)
+    assert background is not get_daraja_client()
+    with responses.RequestsMock() as mock:
+        mock.get(OAUTH_URL, json={"access_token": "cached", "expires_in": "3599"})
+        mock.post(QUERY_URL, json=QUERY_OK)
+        background.stk_query(checkout_request_id="ws_CO_1")
+        get_daraja_client().stk_query(checkout_request_id="ws_CO_1")
+        assert len([c for c in mock.calls if c.request.url.startswith(OAUTH_URL)]) == 1
+
+
 def test_the_process_client_stores_its_token_in_the_configured_cache():
     with responses.RequestsMock() as mock:
         mock.get(OAUTH_URL, json={"access_token": "cached", "expires_in": "3599"})

@@ -9,9 +9,11 @@ file or a row.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +37,7 @@ WAIT_SECONDS = 60
 CALLBACK_ORIGIN = "https://pay.example.co.ke"
 OAUTH_PATH = "/oauth/v1/generate"
 STK_PATH = "/mpesa/stkpush/v1/processrequest"
+STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 
 # Every setting the project reads, given explicitly so that no .env file beside manage.py can
 # change what the server does.
@@ -50,6 +53,8 @@ SERVER_ENV = {
     "DJANGO_CSRF_TRUSTED_ORIGINS": "",
     "CORS_ALLOWED_ORIGINS": "",
     "DATABASE_CONN_MAX_AGE": "0",
+    "DJANGO_LOG_FORMAT": "json",
+    "DJANGO_STATIC_ROOT": "",
     "CACHE_URL": "locmemcache://",
     "MPESA_ENVIRONMENT": "sandbox",
     "MPESA_CONSUMER_KEY": "crash-consumer-key",
@@ -67,6 +72,7 @@ SERVER_ENV = {
     "MPESA_CALLBACK_SECRET": "crash-callback-secret-0123456789abcdef",
     # Long enough that only the kill ends a held request.
     "MPESA_HTTP_TIMEOUT": "5,60",
+    "MPESA_HTTP_DEADLINE": "0",
     "MPESA_STK_RATE_PER_PHONE": "100/min",
     "MPESA_STK_RATE_PER_USER": "100/min",
     "MPESA_SIMULATOR_ORIGIN": "",
@@ -102,10 +108,15 @@ def wait_until(what: str, condition: Callable[[], Any]) -> Any:
 
 # --- Daraja ----------------------------------------------------------------------------------
 
+_NUMBERS = itertools.count(1)
+
 
 class DarajaDouble(ThreadingHTTPServer):
     """Daraja on loopback: records each request and accepts it, or holds the next request to a
-    path open, unanswered, until the test lets go (after it killed the server that sent it)."""
+    path open, unanswered, until the test lets go (after it killed the server that sent it).
+
+    ``slow`` maps paths to seconds: requests to them are answered that late (at once when the
+    double stops)."""
 
     daemon_threads = True
 
@@ -115,8 +126,10 @@ class DarajaDouble(ThreadingHTTPServer):
         self.answered: list[tuple[str, dict]] = []
         self.arrived = threading.Condition()
         self.held: set[str] = set()
+        self.slow: dict[str, float] = {}
         self.release = threading.Event()
-        self.numbers = iter(range(1, 10**6))
+        # Shared by every double of the run: ids stay unique in a database several tests use.
+        self.numbers = _NUMBERS
 
     @property
     def origin(self) -> str:
@@ -158,6 +171,8 @@ class DarajaDouble(ThreadingHTTPServer):
         accepted = {"ResponseCode": "0", "ResponseDescription": "Accept the service request."}
         if path == OAUTH_PATH:
             return {"access_token": f"crash-token-{number}", "expires_in": "3599"}
+        if path == STK_QUERY_PATH:
+            return load_fixture("stk/stk_query_response_cancelled_1032.2017.php-mpesa.json")
         if path == STK_PATH:
             return {
                 **load_fixture("stk/stk_push_response_accepted.portal.json"),
@@ -191,6 +206,8 @@ class DarajaHandler(BaseHTTPRequestHandler):
             double.held.discard(path)
             double.release.wait(WAIT_SECONDS)
             return  # never answered: the server that asked is dead by now
+        if path in double.slow:
+            double.release.wait(double.slow[path])
         answer = double.answer(path, body)
         double.answered.append((path, answer))
         answer = json.dumps(answer).encode()
@@ -284,12 +301,12 @@ def server_env(database: ScratchDatabase, double: DarajaDouble | None, **extra: 
     return {**env, **SERVER_ENV, "DATABASE_URL": database.url, "MPESA_BASE_URL": base_url, **extra}
 
 
-def manage(database: ScratchDatabase, double: DarajaDouble | None, *args: str) -> str:
+def manage(database: ScratchDatabase, double: DarajaDouble | None, *args: str, **env: str) -> str:
     """Run a management command against the scratch database, as an operator would."""
     done = subprocess.run(  # noqa: S603 - fixed argv, no shell
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=server_env(database, double),
+        env=server_env(database, double, **env),
         capture_output=True,
         text=True,
         timeout=WAIT_SECONDS,
@@ -358,6 +375,51 @@ class Server:
     @staticmethod
     def _read(path: Path) -> str | None:
         return path.read_text() if path.exists() and path.read_text() else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ProjectServer:
+    """The project as `make serve` runs it: gunicorn with the repository's gunicorn.conf.py,
+    configured by the environment only (GUNICORN_BIND, GUNICORN_WORKERS, ...)."""
+
+    def __init__(self, workdir: Path, env: dict, **gunicorn: str) -> None:
+        self.origin = f"http://127.0.0.1:{free_port()}"
+        self.log_path = workdir / f"gunicorn-{self.origin.rsplit(':', 1)[1]}.log"
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env={**env, "GUNICORN_BIND": self.origin[7:], **gunicorn},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until("gunicorn to answer /healthz", self._healthy)
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive its test
+            raise
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return requests.get(self.url("/healthz"), timeout=5).status_code == 200
+        except requests.RequestException:
+            return False  # not listening yet, or its worker still loading
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(WAIT_SECONDS)
+        self.log.close()
 
 
 def post_in_background(url: str, **kwargs: Any) -> threading.Thread:

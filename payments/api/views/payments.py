@@ -106,9 +106,10 @@ class StkPushStatusView(PaymentsAPIView):
         operation_id="stk_push_status",
         summary="The status of an STK Push",
         description="Poll every 2-3 seconds until `status` is final (success, failed, "
-        "cancelled, timeout, reversed). Answered from our database; a push still pending "
-        "after a while is checked with M-Pesa first when you started it (or hold "
-        "payments.query_status). Other people's pushes need payments.view_transaction.",
+        "cancelled, timeout, reversed). Answered from our database at once; a push still "
+        "pending after a while is asked about with M-Pesa in the background when you started "
+        "it (or hold payments.query_status), and a later poll shows the answer. Other "
+        "people's pushes need payments.view_transaction.",
         responses={200: TransactionSerializer, **error_responses(401, 404)},
         tags=["STK Push"],
     )
