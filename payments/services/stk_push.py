@@ -163,15 +163,29 @@ def stk_push_initiate(
     with db_transaction.atomic():
         locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
         locked.merchant_request_id = ack.merchant_request_id
-        locked.checkout_request_id = locked.checkout_request_id or ack.checkout_request_id
         locked.metadata = {
             **locked.metadata,
             "acknowledgement": ack.raw,
             "customer_message": ack.customer_message,
         }
-        # The callback may already have settled it: an acknowledgement never undoes that.
-        if locked.status == S.UNKNOWN:
-            locked.transition_to(S.PENDING)
+        holder = (
+            Transaction.objects.filter(checkout_request_id=ack.checkout_request_id)
+            .exclude(pk=locked.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if holder is not None:
+            # Daraja named another push of ours: neither its callback nor a query can tell
+            # this one apart any more. It stays unknown, for a person.
+            locked.flag_for_review(
+                f"Daraja acknowledged it with CheckoutRequestID {ack.checkout_request_id}, "
+                f"which is already transaction {holder}'s"
+            )
+        else:
+            locked.checkout_request_id = locked.checkout_request_id or ack.checkout_request_id
+            # The callback may already have settled it: an acknowledgement never undoes that.
+            if locked.status == S.UNKNOWN:
+                locked.transition_to(S.PENDING)
         locked.save()
     logger.info("stk push accepted for %s", transaction.pk, extra=log_extra)
     return locked

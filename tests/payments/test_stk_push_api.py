@@ -699,3 +699,22 @@ class TestCors:
         response = self.preflight(client, "https://evil.example.com")
 
         assert "Access-Control-Allow-Origin" not in response
+
+
+def test_an_acknowledgement_naming_another_push_leaves_it_unknown_and_flagged(api, daraja):
+    """Daraja answering two pushes with one CheckoutRequestID was a 500 (unique constraint)."""
+    daraja.post(STK_PUSH_URL, json=push_accepted("ws_CO_SAME"))
+    daraja.post(STK_PUSH_URL, json=push_accepted("ws_CO_SAME"))
+    body = {"phone_number": "0708374149", "amount": 5, "account_reference": "INV1"}
+
+    first = api.post(PUSH_PATH, body, format="json")
+    second = api.post(PUSH_PATH, body, format="json")
+
+    assert (first.status_code, second.status_code) == (201, 202)
+    flagged = Transaction.objects.get(pk=second.json()["id"])
+    assert (flagged.status, flagged.checkout_request_id, flagged.needs_review) == (
+        "unknown",
+        None,
+        True,
+    )
+    assert "ws_CO_SAME" in flagged.review_reason
