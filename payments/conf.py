@@ -99,6 +99,13 @@ DEFAULTS: dict[str, Any] = {
     # Callback bodies longer than this many bytes are refused with 413, unread: Daraja's are
     # a few KiB. The refusal is logged and listed in the callback inbox, without the body.
     "CALLBACK_MAX_BODY_SIZE": 64 * 1024,
+    # A transaction still "unknown" this many seconds after it was recorded is reported to the
+    # finance managers (admin index, mpesa_reconcile's e-mail digest): reconciliation could not
+    # settle it.
+    "UNKNOWN_ALERT_AFTER": 60 * 60,
+    # Pull Transactions registration: the Safaricom number (07XXXXXXXX or 2547XXXXXXXX) that
+    # receives Daraja's notices about it (mpesa_register_urls --pull).
+    "PULL_NOMINATED_NUMBER": "",
 }
 
 # Values that tell a human left a template untouched; treated as missing.

@@ -52,6 +52,34 @@ def callback_events_needing_a_person(events: QuerySet[CallbackEvent]) -> QuerySe
     )
 
 
+def transactions_needing_review() -> QuerySet[Transaction]:
+    """Transactions flagged for a person: an amount or phone that differs, a contradicting
+    result, a confirmation booked with what could be booked, an amount Pull lists otherwise."""
+    return Transaction.objects.filter(needs_review=True)
+
+
+def unknown_alert_cutoff(now: datetime | None = None) -> datetime:
+    """A transaction still ``unknown`` since before this instant is reported to a person."""
+    return (now or timezone.now()) - timedelta(seconds=payments_settings.UNKNOWN_ALERT_AFTER)
+
+
+def transactions_unknown_too_long(*, now: datetime | None = None) -> QuerySet[Transaction]:
+    """Transactions whose fate reconciliation has not learnt within UNKNOWN_ALERT_AFTER."""
+    return Transaction.objects.filter(
+        status=TransactionStatus.UNKNOWN, created_at__lt=unknown_alert_cutoff(now)
+    )
+
+
+def statement_mismatches_open() -> QuerySet:
+    """Lines of imported M-Pesa statements that need a person (an amount that differs, a line
+    missing from the ledger, a ledger payment missing from the statement), as a queryset whose
+    rows' ``str()`` describes them.
+
+    Filled in by the statement import (issue 12, item 2); until its model lands there are none.
+    """
+    return Transaction.objects.none()
+
+
 def transaction_may_query(user, transaction: Transaction) -> bool:
     """Whether ``user`` reading ``transaction`` may make us ask Daraja about it.
 
