@@ -14,4 +14,6 @@ urlpatterns = [
     path("mpesa/reversal/v1/request", views.reversal),
     path("mpesa/accountbalance/v1/query", views.account_balance),
     path("mpesa/transactionstatus/v1/query", views.transaction_status),
+    path("pulltransactions/v1/register", views.pull_register),
+    path("pulltransactions/v1/query", views.pull_query),
 ]

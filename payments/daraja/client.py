@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -458,6 +458,9 @@ class DarajaClient:
             raise InvalidFieldError("start", "must be before end")
         if offset < 0:
             raise InvalidFieldError("offset", "must be 0 or more")
+        if end.microsecond:
+            # Daraja takes whole seconds: the window widens to them rather than lose the end.
+            end += timedelta(microseconds=1_000_000 - end.microsecond)
         payload = {
             "ShortCode": str(self._shortcode(shortcode)),
             "StartDate": start.astimezone(NAIROBI).strftime(PULL_REQUEST_FORMAT),

@@ -83,6 +83,17 @@ class TestQuery:
             "OffSetValue": "200",
         }
 
+    def test_the_window_widens_to_whole_seconds(self, client, daraja):
+        daraja.post(QUERY_URL, json=NOTHING)
+
+        client.pull_transactions_query(
+            start=START.replace(microsecond=900_000), end=END.replace(microsecond=1)
+        )
+
+        body = sent(calls_to(daraja, "/pulltransactions/v1/query")[0])
+        assert body["StartDate"] == "2025-01-24 08:00:00"
+        assert body["EndDate"] == "2025-01-24 10:30:01"
+
     def test_reads_the_reported_rows(self, client, daraja):
         daraja.post(QUERY_URL, json=found(row(), row(transactionId="SAO7RT61SW", amount=150)))
 
