@@ -53,6 +53,7 @@ OVERLAP = timedelta(minutes=15)
 CLOCK_SKEW = timedelta(minutes=5)
 # No shortcode has this many pages in 48 hours; past it, Daraja is ignoring OffSetValue.
 MAX_PAGES = 500
+RUNS_KEPT = timedelta(days=30)
 
 
 @dataclass
@@ -157,6 +158,7 @@ def pull_transactions_recover(
         run.error = report.error
         run.finished_at = timezone.now() if report.finished else None
         run.save(update_fields=["report", "error", "finished_at"])
+        _old_runs_forget(shortcode)
     return report
 
 
@@ -232,6 +234,21 @@ def _automatic_start(*, shortcode: str, until: datetime) -> tuple[datetime, date
         return earliest, None
     start = last_end - OVERLAP
     return (start, None) if start >= earliest else (earliest, last_end)
+
+
+def _old_runs_forget(shortcode: str) -> None:
+    """Cron sweeps every few minutes: keep a month of runs, and always the watermark's."""
+    newest = (
+        PullTransactionsRun.objects.filter(
+            shortcode=shortcode, automatic=True, finished_at__isnull=False
+        )
+        .order_by("-until")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    PullTransactionsRun.objects.filter(
+        shortcode=shortcode, started_at__lt=timezone.now() - RUNS_KEPT
+    ).exclude(pk=newest).delete()
 
 
 # -- reading the pages -----------------------------------------------------------------------

@@ -10,6 +10,8 @@ from io import StringIO
 import pytest
 import responses
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from payments.daraja.dates import NAIROBI
@@ -412,6 +414,52 @@ def test_an_unfinished_or_hand_chosen_sweep_moves_no_watermark(daraja, sweep):
     report = sweep()
 
     assert report.since == now - timedelta(hours=3) - OVERLAP
+
+
+def test_runs_older_than_a_month_are_forgotten_but_the_watermark_stays(daraja, sweep):
+    now = timezone.now()
+    watermark = PullTransactionsRun.objects.create(
+        shortcode="174379",
+        since=now - timedelta(days=41),
+        until=now - timedelta(days=40),
+        finished_at=now - timedelta(days=40),
+    )
+    old = PullTransactionsRun.objects.create(
+        shortcode="174379", since=now - timedelta(days=42), until=now - timedelta(days=41)
+    )
+    PullTransactionsRun.objects.filter(pk__in=[watermark.pk, old.pk]).update(
+        started_at=now - timedelta(days=40)
+    )
+    listing(daraja, end={"ResponseCode": "1002"})  # this sweep fails: the old watermark stays
+
+    report = sweep()
+
+    assert report.error
+    assert set(PullTransactionsRun.objects.values_list("pk", flat=True)) == {
+        watermark.pk,
+        PullTransactionsRun.objects.latest("started_at").pk,
+    }
+
+
+def test_rows_already_on_the_ledger_cost_one_query_a_page(daraja, sweep):
+    receipts = [f"SAO7RT6{n:03d}" for n in range(40)]
+    for receipt in receipts:
+        Transaction.objects.create(
+            transaction_type=TransactionType.C2B,
+            status=TransactionStatus.SUCCESS,
+            amount=100,
+            mpesa_receipt_number=receipt,
+            environment="sandbox",
+        )
+
+    def queries(count: int) -> int:
+        listing(daraja, page(*(row(receipt) for receipt in receipts[:count])))
+        with CaptureQueriesContext(connection) as captured:
+            report = sweep(since=timezone.now() - timedelta(hours=1))
+        assert report.on_ledger == count
+        return len(captured)
+
+    assert queries(40) == queries(2)
 
 
 def test_a_sweep_that_resumes_after_more_than_48_hours_says_what_it_cannot_check(daraja, sweep):
