@@ -136,12 +136,12 @@ def pull_transactions_recover(
             f"no sweep finished since {_local(unchecked_from)}, and Daraja keeps 48 hours: "
             f"check the payments until {_local(since)} against the M-Pesa statement"
         )
+    client = client or get_daraja_client()
     run = None
     if not dry_run:
         run = PullTransactionsRun.objects.create(
             shortcode=shortcode, since=since, until=until, automatic=automatic
         )
-    client = client or get_daraja_client()
     details = {**(audit_details or {}), "window": [since.isoformat(), until.isoformat()]}
     try:
         for page in _pages(client, since=since, until=until, shortcode=shortcode, report=report):
