@@ -117,6 +117,22 @@ if CACHES["default"]["BACKEND"].endswith("RedisCache"):
     _redis_options.setdefault("socket_connect_timeout", 5)
     _redis_options.setdefault("socket_timeout", 5)
 
+# E-mail carries mpesa_reconcile's alert digest to the Finance managers. Empty: printed on the
+# console (development); e.g. smtp+tls://user:password@smtp.example.com:587 in production.
+vars().update(
+    {
+        name: value
+        for name, value in env.email_url_config(
+            env.str("EMAIL_URL", default="") or "consolemail://"
+        ).items()
+        if value not in (None, "")
+    }
+)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="") or "webmaster@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The digest is sent inside the database transaction that records it as sent: never wait long.
+EMAIL_TIMEOUT = 10
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -272,6 +288,8 @@ PAYMENTS = {
         env.str("MPESA_ADMIN_LOGIN_FAILURES_PER_ADDRESS", default="") or 20
     ),
     "ADMIN_LOGIN_LOCKOUT": int(env.str("MPESA_ADMIN_LOGIN_LOCKOUT", default="") or 15 * 60),
+    "UNKNOWN_ALERT_AFTER": int(env.str("MPESA_UNKNOWN_ALERT_AFTER", default="") or 60 * 60),
+    "PULL_NOMINATED_NUMBER": env.str("MPESA_PULL_NOMINATED_NUMBER", default=""),
 }
 
 DARAJA_SIMULATOR = {

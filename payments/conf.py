@@ -115,6 +115,13 @@ DEFAULTS: dict[str, Any] = {
     # with more lines, is refused with a message; a month of a busy PayBill fits.
     "STATEMENT_MAX_BYTES": 10 * 1024 * 1024,
     "STATEMENT_MAX_ROWS": 50_000,
+    # A transaction still "unknown" this many seconds after it was recorded is reported to the
+    # finance managers (admin index, mpesa_reconcile's e-mail digest): reconciliation could not
+    # settle it.
+    "UNKNOWN_ALERT_AFTER": 60 * 60,
+    # Pull Transactions registration: the Safaricom number (07XXXXXXXX or 2547XXXXXXXX) that
+    # receives Daraja's notices about it (mpesa_register_urls --pull).
+    "PULL_NOMINATED_NUMBER": "",
 }
 
 # Values that tell a human left a template untouched; treated as missing.

@@ -73,6 +73,8 @@ class CallbackKind(models.TextChoices):
     STATUS_TIMEOUT = "status_timeout", "Transaction status queue timeout"
     C2B_VALIDATION = "c2b_validation", "C2B validation"
     C2B_CONFIRMATION = "c2b_confirmation", "C2B confirmation"
+    # Whatever Daraja posts to the Pull Transactions registration's CallBackURL (undocumented).
+    PULL_NOTICE = "pull_notice", "Pull Transactions notice"
 
 
 class InquiryKind(models.TextChoices):

@@ -127,6 +127,14 @@ class Transaction(ForObject):
     )
     # Hash of the checkout link that started this push: one live payment per link.
     checkout_link = models.CharField(max_length=40, blank=True, db_index=True)
+    # A payment whose confirmation never reached us, booked from where it was found later.
+    recovered_from = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Where this payment was found after its confirmation never reached us "
+        "(pull_transactions: M-Pesa's Pull Transactions API; statement: an imported M-Pesa "
+        "statement).",
+    )
 
     class Meta:
         db_table = "mpesa_transactions"
@@ -505,3 +513,41 @@ class StatementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receipt}: KES {self.amount} ({self.get_category_display()})"
+
+
+class PullTransactionsRun(models.Model):
+    """One Pull Transactions sweep over a time window, and what it found.
+
+    The finished automatic sweeps say how far the ledger has been checked: the next one starts
+    there (less an overlap), so an outage of the sweep is caught up when it resumes.
+    """
+
+    shortcode = models.CharField(max_length=16)
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    # Started by cron or without --since; a window chosen by hand moves no watermark.
+    automatic = models.BooleanField(default=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    # Set only once every page was read: an unfinished sweep is repeated.
+    finished_at = models.DateTimeField(null=True, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["shortcode", "automatic", "until"], name="mpesa_pull_watermark")
+        ]
+
+    def __str__(self) -> str:
+        return f"Pull Transactions {self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M}"
+
+
+class AlertNotice(models.Model):
+    """A problem already e-mailed to the finance managers: each is sent once."""
+
+    key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

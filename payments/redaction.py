@@ -29,6 +29,7 @@ PATH_WORDS = frozenset(
         "timeout",
         "validation",
         "confirmation",
+        "pull",
     }
 )
 # Not anchored: a host may mount the app under a prefix, and a line may hold a full URL. The

@@ -82,6 +82,24 @@ def callback_events_needing_a_person(events: QuerySet[CallbackEvent]) -> QuerySe
     )
 
 
+def transactions_needing_review() -> QuerySet[Transaction]:
+    """Transactions flagged for a person: an amount or phone that differs, a contradicting
+    result, a confirmation booked with what could be booked, an amount Pull lists otherwise."""
+    return Transaction.objects.filter(needs_review=True)
+
+
+def unknown_alert_cutoff(now: datetime | None = None) -> datetime:
+    """A transaction still ``unknown`` since before this instant is reported to a person."""
+    return (now or timezone.now()) - timedelta(seconds=payments_settings.UNKNOWN_ALERT_AFTER)
+
+
+def transactions_unknown_too_long(*, now: datetime | None = None) -> QuerySet[Transaction]:
+    """Transactions whose fate reconciliation has not learnt within UNKNOWN_ALERT_AFTER."""
+    return Transaction.objects.filter(
+        status=TransactionStatus.UNKNOWN, created_at__lt=unknown_alert_cutoff(now)
+    )
+
+
 def statement_mismatches_open() -> QuerySet[StatementLine]:
     """Statement lines a person must still look at, not yet resolved: an amount that differs;
     a payment on the statement the ledger still lacks (booked since, by Pull Transactions say,

@@ -94,4 +94,9 @@ urlpatterns = [
         C2BCallbackView.as_view(kind=K.C2B_CONFIRMATION),
         name="c2b-confirmation",
     ),
+    re_path(
+        rf"{CALLBACKS}c2b/(?P<secret>{FREE_SEGMENT})/pull/?$",
+        C2BCallbackView.as_view(kind=K.PULL_NOTICE),
+        name="c2b-pull-notice",
+    ),
 ]

@@ -482,7 +482,52 @@ def run_follow_up(row: OutboxCallback, response: Any) -> None:
         )
         return
     ledger_move(registration.shortcode, UTILITY, request.amount)
+    if outcome_for(request.phone_number).confirmation_lost:
+        return
     body = dict(follow_up["body"])
     body["ThirdPartyTransID"] = third_party_id
     body["OrgAccountBalance"] = f"{ledger(registration.shortcode)[UTILITY].balance:.2f}"
     outbox.schedule(registration.confirmation_url, body, delay=0)
+
+
+# -- Pull Transactions -------------------------------------------------------------------------
+
+PULL_ROW_TYPES = {"CustomerBuyGoodsOnline": "c2b-buy-goods-debit"}
+
+
+def pull_rows(shortcode: str, start: datetime, end: datetime) -> list[dict]:
+    """The payments the shortcode received between ``start`` and ``end``, oldest first, as Pull
+    Transactions lists them (API.md §13; the shapes as reported by SDKs): STK Pushes paid and
+    C2B payments not refused by validation, with their lost confirmations."""
+    paid = SimulatedRequest.objects.filter(
+        kind__in=("stk", "c2b"), result_code="0", created_at__lte=end
+    ).order_by("pk")
+    rows = []
+    for request in paid:
+        payload = request.payload
+        if request.kind == "stk":
+            to_shortcode = str(payload.get("BusinessShortCode", ""))
+            moment = request.completes_at
+            reference = str(payload.get("AccountReference", ""))
+            command = str(payload.get("TransactionType", ""))
+        else:
+            to_shortcode = str(payload.get("ShortCode", ""))
+            moment = request.created_at
+            reference = str(payload.get("BillRefNumber") or "")
+            command = str(payload.get("CommandID", ""))
+        if to_shortcode != shortcode or not start <= moment <= end or moment > timezone.now():
+            continue
+        rows.append(
+            {
+                "transactionId": request.receipt,
+                "trxDate": moment.astimezone(NAIROBI).isoformat(timespec="seconds"),
+                # A JSON number, and unmasked, in the reported samples.
+                "msisdn": int(request.phone_number),
+                "sender": "MPESA",
+                "transactiontype": PULL_ROW_TYPES.get(command, "c2b-pay-bill-debit"),
+                "billreference": reference,
+                "amount": f"{request.amount}.0",
+                "organizationname": "Simulated Business",
+            }
+        )
+    return rows

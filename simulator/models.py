@@ -45,6 +45,15 @@ class C2BRegistration(models.Model):
         return f"C2B URLs of {self.shortcode}"
 
 
+class PullRegistration(models.Model):
+    shortcode = models.CharField(max_length=16, unique=True)
+    nominated_number = models.CharField(max_length=20)
+    callback_url = models.URLField(max_length=500)
+
+    def __str__(self) -> str:
+        return f"Pull Transactions of {self.shortcode}"
+
+
 class LedgerAccount(models.Model):
     """One account of a simulated shortcode; payments, payouts and reversals move it."""
 

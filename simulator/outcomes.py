@@ -17,6 +17,9 @@ class Outcome:
     late: bool = False  # delivered after the late delay instead of the normal one
     silent: bool = False  # no callback at all (reconciliation must find the result)
     queue_timeout_first: bool = False  # a queue timeout, then the result (B2C, reversal)
+    # A C2B payment is validated and lands, but its confirmation is never delivered: only Pull
+    # Transactions (or the statement) shows it.
+    confirmation_lost: bool = False
 
     @property
     def is_success(self) -> bool:
@@ -35,6 +38,7 @@ OUTCOMES_BY_PHONE: dict[str, Outcome] = {
     "254700000012": Outcome(SUCCESS.result_code, SUCCESS.result_desc, late=True),
     "254700000013": Outcome(SUCCESS.result_code, SUCCESS.result_desc, silent=True),
     "254700000014": Outcome(SUCCESS.result_code, SUCCESS.result_desc, queue_timeout_first=True),
+    "254700000015": Outcome(SUCCESS.result_code, SUCCESS.result_desc, confirmation_lost=True),
 }
 
 

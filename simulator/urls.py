@@ -14,6 +14,8 @@ urlpatterns = [
     path("mpesa/reversal/v1/request", views.reversal),
     path("mpesa/accountbalance/v1/query", views.account_balance),
     path("mpesa/transactionstatus/v1/query", views.transaction_status),
+    path("pulltransactions/v1/register", views.pull_register),
+    path("pulltransactions/v1/query", views.pull_query),
     # Not Daraja: the org portal's statement download, for closing the day offline.
     path("statement.csv", views.statement_csv),
 ]

@@ -22,11 +22,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from payments.conf import payments_settings
 from payments.daraja.config import banned_url_words
-from payments.daraja.dates import NAIROBI
+from payments.daraja.dates import NAIROBI, PULL_REQUEST_FORMAT
 from payments.daraja.jsontext import loads_bounded
 from payments.statement_file import TIME_FORMATS
 from simulator import engine, statement
-from simulator.models import C2BRegistration, SimulatedRequest, SimulatedToken
+from simulator.models import C2BRegistration, PullRegistration, SimulatedRequest, SimulatedToken
 
 # [0-9], not \d or str.isdigit(), which take any script's digits: like our client, the double
 # refuses numbers written in them.
@@ -427,3 +427,81 @@ def _statement_time(request: HttpRequest, name: str, default: datetime) -> datet
         except ValueError:
             continue
     raise bad_request(name)
+
+
+# -- Pull Transactions (API.md §13: register once, then query pages of the last 48 hours) ------
+
+
+@daraja_post
+def pull_register(request: HttpRequest, payload: dict) -> JsonResponse:
+    shortcode = str(payload.get("ShortCode", ""))
+    if not DIGITS.fullmatch(shortcode):
+        raise bad_request("ShortCode")
+    if payload.get("RequestType") != "Pull":
+        raise bad_request("RequestType")
+    nominated = _msisdn(payload, "NominatedNumber")
+    url = _url(payload, "CallBackURL")
+    if banned_url_words(url):
+        raise bad_request("CallBackURL")
+    _, created = PullRegistration.objects.update_or_create(
+        shortcode=shortcode, defaults={"nominated_number": nominated, "callback_url": url}
+    )
+    status, description = (
+        ("1000", "ShortCode Registered Successfully")
+        if created
+        else ("1001", "ShortCode already Registered")
+    )
+    return JsonResponse(
+        {
+            "ResponseRefID": _ref_id(),
+            "ResponseStatus": status,
+            "ShortCode": shortcode,
+            "ResponseDescription": description,
+        }
+    )
+
+
+@daraja_post
+def pull_query(request: HttpRequest, payload: dict) -> JsonResponse:
+    # Unlike Daraja, any shortcode may be queried without registering first: make run's demo
+    # can then pull without a production shortcode.
+    shortcode = str(payload.get("ShortCode", ""))
+    if not DIGITS.fullmatch(shortcode):
+        raise bad_request("ShortCode")
+    start, end = _pull_time(payload, "StartDate"), _pull_time(payload, "EndDate")
+    if start >= end:
+        raise bad_request("EndDate")
+    offset = str(payload.get("OffSetValue", ""))
+    if not DIGITS.fullmatch(offset):
+        raise bad_request("OffSetValue")
+    size = int(engine.config("PULL_PAGE_SIZE", 100))
+    rows = engine.pull_rows(shortcode, start, end)[int(offset) : int(offset) + size]
+    if not rows:
+        return JsonResponse(
+            {
+                "ResponseRefID": _ref_id(),
+                "ResponseCode": "1001",
+                "ResponseMessage": "No transactions found for the period",
+                "Response": [[]],
+            }
+        )
+    return JsonResponse(
+        {
+            "ResponseRefID": _ref_id(),
+            "ResponseCode": "1000",
+            "ResponseMessage": "Success",
+            "Response": [rows],
+        }
+    )
+
+
+def _pull_time(payload: dict, field: str) -> datetime:
+    try:
+        naive = datetime.strptime(str(payload.get(field, "")), PULL_REQUEST_FORMAT)
+    except ValueError:
+        raise bad_request(field) from None
+    return naive.replace(tzinfo=NAIROBI)
+
+
+def _ref_id() -> str:
+    return f"{secrets.token_hex(2)}-{secrets.token_hex(2)}-{secrets.token_hex(8)}"

@@ -62,6 +62,10 @@ DOCUMENTED_VARIABLES = (
     "DJANGO_LOG_FORMAT",
     "DJANGO_STATIC_ROOT",
     "MPESA_HTTP_DEADLINE",
+    "MPESA_UNKNOWN_ALERT_AFTER",
+    "MPESA_PULL_NOMINATED_NUMBER",
+    "EMAIL_URL",
+    "DJANGO_DEFAULT_FROM_EMAIL",
 )
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -119,6 +123,10 @@ def clean_env(tmp_path: Path, *, debug: bool) -> dict[str, str]:
             "MPESA_ADMIN_LOGIN_FAILURES_PER_USERNAME": "5",
             "MPESA_ADMIN_LOGIN_FAILURES_PER_ADDRESS": "20",
             "MPESA_ADMIN_LOGIN_LOCKOUT": "900",
+            "MPESA_UNKNOWN_ALERT_AFTER": "3600",
+            "MPESA_PULL_NOMINATED_NUMBER": "",
+            "EMAIL_URL": "",
+            "DJANGO_DEFAULT_FROM_EMAIL": "",
             "MPESA_SIMULATOR_ORIGIN": "",
             "MPESA_SIMULATOR_CALLBACK_DELAY": "",
             "MPESA_SIMULATOR_LATE_DELAY": "",

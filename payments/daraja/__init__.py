@@ -38,7 +38,16 @@ from .errors import (
     InvalidPhoneNumberError,
 )
 from .phone import mask_phone_number, normalize_phone_number
-from .responses import AsyncRequestAcknowledgement, C2BResponse, StkPushResponse, StkQueryResponse
+from .responses import (
+    AsyncRequestAcknowledgement,
+    C2BResponse,
+    MalformedPullRow,
+    PulledTransaction,
+    PullRegisterResponse,
+    PullTransactionsPage,
+    StkPushResponse,
+    StkQueryResponse,
+)
 
 __all__ = [
     "AccountBalance",
@@ -58,7 +67,11 @@ __all__ = [
     "DarajaServerError",
     "InvalidFieldError",
     "InvalidPhoneNumberError",
+    "MalformedPullRow",
     "MemoryTokenStore",
+    "PullRegisterResponse",
+    "PullTransactionsPage",
+    "PulledTransaction",
     "ResultBody",
     "ReversalResult",
     "StkCallback",

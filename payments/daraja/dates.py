@@ -1,4 +1,5 @@
-"""Daraja timestamps: three formats, all Kenyan local time, parsed into aware datetimes."""
+"""Daraja timestamps: three formats, all Kenyan local time, parsed into aware datetimes; and the
+ISO 8601 times of Pull Transactions."""
 
 from __future__ import annotations
 
@@ -47,3 +48,26 @@ def parse_daraja_datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     return naive.replace(tzinfo=NAIROBI) if naive.year in _YEARS else None
+
+
+# Pull Transactions' StartDate and EndDate, in Nairobi time (API.md §13).
+PULL_REQUEST_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def parse_pull_datetime(value: Any) -> datetime | None:
+    """Parse a Pull Transactions ``trxDate`` into an aware datetime; None if unreadable.
+
+    Reported as ISO 8601 with an offset (``"2025-01-24T10:56:11+03:00"``) or a ``Z``; the
+    request's own ``"2020-08-04 08:36:00"`` form and Daraja's other formats are accepted too
+    (unconfirmed which one it sends), a time without an offset being Nairobi time.
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    if not text.isascii() or text.isdigit():
+        return parse_daraja_datetime(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return parse_daraja_datetime(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=NAIROBI)
+    return moment.astimezone(NAIROBI) if moment.year in _YEARS else None

@@ -110,7 +110,7 @@ class C2BBooking(StrEnum):
 
 
 def c2b_confirmation_record(
-    *, notification: C2BNotification, source: str = "c2b"
+    *, notification: C2BNotification, source: str = "c2b", problems: tuple[str, ...] = ()
 ) -> tuple[Transaction, C2BBooking]:
     """Book a confirmed C2B payment once per M-Pesa receipt (TransID), across STK and C2B.
 
@@ -121,7 +121,8 @@ def c2b_confirmation_record(
     shillings, or outside 1 to MAX_BOOKABLE_AMOUNT) books 0; text that does not fit its column,
     or held what no column stores (NUL, lone surrogates, invalid UTF-8), is stored as it fits.
     Either way the row is flagged for a person, announced to nobody, and the exact amount and
-    reference are kept in its metadata (the raw body in its CallbackEvent).
+    reference are kept in its metadata (the raw body in its CallbackEvent). ``problems`` the
+    caller found in what announced the payment are treated the same way.
 
     The unique receipt constraint makes concurrent copies safe: one booking wins, the others
     find it.
@@ -131,7 +132,8 @@ def c2b_confirmation_record(
     if existing is not None:
         return existing, C2BBooking.DUPLICATE
     amount = bookable_amount(notification.trans_amount)
-    columns, problems = _stored_text(notification)
+    columns, found = _stored_text(notification)
+    problems = [*problems, *found]
     if amount is None:
         problems.insert(0, _amount_problem(notification.trans_amount))
     if not problems:
@@ -291,8 +293,7 @@ def c2b_urls_register(
 ) -> C2BResponse:
     """Register our validation and confirmation URLs with Daraja for the shortcode.
 
-    Refused before calling Daraja: no callback secret, a non-https base outside DEBUG, or a URL
-    containing a word Daraja rejects (it would fail there, less clearly).
+    Refused before calling Daraja when the URLs are not ones Daraja takes (secret_callback_url).
     """
     if api_version not in ("v1", "v2"):
         raise PaymentValidationError("api_version", "must be v1 or v2")
@@ -300,27 +301,10 @@ def c2b_urls_register(
         raise PaymentValidationError("response_type", "must be Completed or Cancelled")
     if shortcode:
         validated_shortcode(shortcode)
-    secret = str(payments_settings.CALLBACK_SECRET or "")
-    if payments_settings.missing(("CALLBACK_SECRET", "CALLBACK_BASE_URL")):
-        raise PaymentsNotConfiguredError(
-            "C2B URLs need PAYMENTS CALLBACK_SECRET and CALLBACK_BASE_URL (MPESA_CALLBACK_SECRET, "
-            "MPESA_CALLBACK_BASE_URL)."
-        )
     urls = {
-        name: callback_url(f"payments:c2b-{name}", secret=secret)
+        name: secret_callback_url(f"payments:c2b-{name}", what=f"the {name} URL")
         for name in ("validation", "confirmation")
     }
-    for name, url in urls.items():
-        if urlsplit(url).scheme != "https" and not settings.DEBUG:
-            raise PaymentValidationError(
-                "callback_base_url", f"the {name} URL must be https outside DEBUG: {_shown(url)}"
-            )
-        words = banned_url_words(url)
-        if words:
-            raise PaymentValidationError(
-                "callback_base_url",
-                f"the {name} URL contains words Daraja refuses ({', '.join(words)}): {_shown(url)}",
-            )
     client = client or get_daraja_client()
     return client.register_c2b_urls(
         confirmation_url=urls["confirmation"],
@@ -329,6 +313,31 @@ def c2b_urls_register(
         api_version=api_version,
         shortcode=shortcode or str(payments_settings.SHORTCODE),
     )
+
+
+def secret_callback_url(view_name: str, *, what: str) -> str:
+    """The URL of our callback ``view_name``, MPESA_CALLBACK_SECRET in its path, checked.
+
+    Refused before Daraja sees it: no callback secret or base URL, a non-https base outside
+    DEBUG, or a URL containing a word Daraja rejects (it would fail there, less clearly).
+    """
+    if payments_settings.missing(("CALLBACK_SECRET", "CALLBACK_BASE_URL")):
+        raise PaymentsNotConfiguredError(
+            "Callback URLs need PAYMENTS CALLBACK_SECRET and CALLBACK_BASE_URL "
+            "(MPESA_CALLBACK_SECRET, MPESA_CALLBACK_BASE_URL)."
+        )
+    url = callback_url(view_name, secret=str(payments_settings.CALLBACK_SECRET))
+    if urlsplit(url).scheme != "https" and not settings.DEBUG:
+        raise PaymentValidationError(
+            "callback_base_url", f"{what} must be https outside DEBUG: {_shown(url)}"
+        )
+    words = banned_url_words(url)
+    if words:
+        raise PaymentValidationError(
+            "callback_base_url",
+            f"{what} contains words Daraja refuses ({', '.join(words)}): {_shown(url)}",
+        )
+    return url
 
 
 def c2b_simulate(

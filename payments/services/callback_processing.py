@@ -304,6 +304,11 @@ def _process_c2b_validation(event: CallbackEvent) -> None:
     _settle_event(event, CallbackOutcome.PROCESSED, event.error)
 
 
+def _process_pull_notice(event: CallbackEvent) -> None:
+    # Daraja documents no body for it: kept as history, for a person who wants to read it.
+    _settle_event(event, CallbackOutcome.PROCESSED, "")
+
+
 def _locked_transaction(event: CallbackEvent) -> Transaction | None:
     """The locked transaction the event's URL is for; None once the event is settled here.
 
@@ -425,4 +430,5 @@ PROCESSORS = {
     CallbackKind.STATUS_TIMEOUT: _process_inquiry_queue_timeout,
     CallbackKind.C2B_VALIDATION: _process_c2b_validation,
     CallbackKind.C2B_CONFIRMATION: _process_c2b_confirmation,
+    CallbackKind.PULL_NOTICE: _process_pull_notice,
 }

@@ -43,6 +43,8 @@ COMPLETED = ("", "completed", "complete", "success", "successful")
 LOOKUP_CHUNK = 500
 # A workbook may unpack to this many times the largest file accepted.
 XLSX_UNPACKED_FACTOR = 20
+# Transaction.recovered_from of a payment booked from a statement line.
+RECOVERED_FROM_STATEMENT = "statement"
 BOOKING_OUTCOMES = {
     C2BBooking.BOOKED: "booked as a C2B payment",
     C2BBooking.COMPLETED_PUSH: "booked: it completed the STK Push it paid",
@@ -194,6 +196,9 @@ def statement_line_book(*, line: StatementLine, user: Any) -> tuple[Transaction,
         transaction, booking = c2b_confirmation_record(
             notification=_notification(line), source="statement"
         )
+        if booking != C2BBooking.DUPLICATE:
+            transaction.recovered_from = RECOVERED_FROM_STATEMENT
+            transaction.save(update_fields=["recovered_from", "updated_at"])
         _resolve(line, user, BOOKING_OUTCOMES[booking], transaction=transaction)
         audit_record(
             actor=user,

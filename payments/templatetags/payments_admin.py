@@ -1,15 +1,22 @@
-"""The admin dashboard: today's and the week's payments, and a bar chart drawn on the server."""
+"""The admin index: what needs a person, today's and the week's payments, and a bar chart drawn
+on the server."""
 
 from __future__ import annotations
 
 from django import template
 
 from payments.selectors import payments_dashboard
+from payments.services.alerts import alerts_open_counts
 
 register = template.Library()
 
 CHART_WIDTH, CHART_HEIGHT, BAR_AREA = 560, 170, 120
 TOP, BAR_GAP = 16, 16
+
+
+@register.inclusion_tag("admin/payments/alerts.html", name="payments_alerts")
+def payments_alerts_tag() -> dict:
+    return {"alerts": alerts_open_counts()}
 
 
 @register.inclusion_tag("admin/payments/dashboard.html", name="payments_dashboard")

@@ -116,7 +116,8 @@ class ResultCallbackView(View):
 
 @method_decorator([csrf_exempt, db_transaction.non_atomic_requests], name="dispatch")
 class C2BCallbackView(View):
-    """C2B validation or confirmation; the path carries MPESA_CALLBACK_SECRET."""
+    """C2B validation or confirmation, or a Pull Transactions notice; the path carries
+    MPESA_CALLBACK_SECRET."""
 
     http_method_names = ["post"]
     kind: str = CallbackKind.C2B_CONFIRMATION

@@ -278,6 +278,7 @@ def test_booking_a_missing_line_books_one_c2b_payment(
     )
     assert booked.counterparty_name == "AMINA ODHIAMBO"
     assert booked.transaction_date == at(10, 30)
+    assert booked.recovered_from == "statement"
     assert announced == ["TEC0000003"]
     line.refresh_from_db()
     assert (line.transaction, line.resolved_by, line.resolution) == (
