@@ -289,9 +289,17 @@ def call_and_validate(case, token: str) -> None:
     )
 
 
+# Derandomized: CI runs the same requests every time, so a red run is reproducible. Some
+# operations' patterns (phone numbers, references) make Hypothesis discard many drawn values; that
+# says nothing about the API, so the "filtered too much" health check is not a failure here.
 FUZZ_SETTINGS = settings(
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
 )
 
 
