@@ -84,15 +84,17 @@ class ReversalInline(ReadOnlyInline):
 class TransactionAdmin(
     LedgerListMixin, MoneyOutViewsMixin, AdminPagesMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 ):
+    # Narrow columns, one line a row: beside the filter panel the list fits a 1280-pixel screen
+    # (tests/simulator/test_ledger_layout_browser.py).
     list_display = (
-        "created_at",
+        "created",
         "transaction_type",
         "status_badge",
         "masked_phone",
         "amount",
-        "mpesa_receipt_number",
-        "account_reference",
-        "needs_review",
+        "receipt",
+        "reference",
+        "review",
     )
     list_filter = (
         "status",

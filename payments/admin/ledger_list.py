@@ -15,11 +15,14 @@ from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, Max, Min, OuterRef
 from django.utils import formats, timezone
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from payments.models import Transaction
 from payments.pagination import LedgerPaginator
 from payments.selectors import transaction_search
+
+REFERENCE_SHOWN = 12  # characters of an account reference shown in the list
 
 
 class LinkedTypeFilter(admin.RelatedFieldListFilter):
@@ -58,6 +61,27 @@ class LedgerListMixin:
     show_full_result_count = False  # "(Show all)" instead of a second COUNT(*) of everything
     show_facets = admin.ShowFacets.NEVER  # a COUNT per filter choice over the whole ledger
     list_select_related = False  # no foreign key among the columns
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: Transaction) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Receipt", ordering="mpesa_receipt_number")
+    def receipt(self, obj: Transaction) -> str:
+        return obj.mpesa_receipt_number
+
+    @admin.display(description="Reference", ordering="account_reference")
+    def reference(self, obj: Transaction) -> str:
+        # Up to 20 characters a customer may have typed: the cell shows the start, the
+        # tooltip all of it.
+        value = obj.account_reference
+        if len(value) <= REFERENCE_SHOWN:
+            return value
+        return format_html('<span title="{}">{}…</span>', value, value[: REFERENCE_SHOWN - 1])
+
+    @admin.display(description="Review", boolean=True, ordering="needs_review")
+    def review(self, obj: Transaction) -> bool:
+        return obj.needs_review
 
     def get_search_results(self, request, queryset, search_term):
         # The changelist passes the queryset already narrowed by the filters: they stay.
