@@ -56,7 +56,8 @@ class LedgerPaginator(Paginator):
     a search of that size or less gets its exact count, a longer one PostgreSQL's estimate
     (``count_is_exact`` False; at least ``exact_limit + 1``, and on other databases exactly
     that). Pages of an estimated list are read with one row more, so that ``has_next`` is
-    exact and the last rows stay reachable whatever the estimate said."""
+    exact and the last rows stay reachable whatever the estimate said; a page past the rows
+    but within the estimate is empty, not an error."""
 
     exact_limit = EXACT_COUNT_LIMIT
     estimated = False
@@ -102,6 +103,7 @@ class LedgerPaginator(Paginator):
             return super().page(number)
         bottom = (number - 1) * self.per_page
         rows = list(self.object_list[bottom : bottom + self.per_page + 1])
-        if not rows and number > 1:
+        if not rows and number > self.num_pages:
             raise EmptyPage("That page contains no results")
+        # An empty page within the estimate (it was too high): the links drawn from it work.
         return EstimatedPage(rows[: self.per_page], number, self, more=len(rows) > self.per_page)

@@ -147,3 +147,19 @@ def test_within_the_exact_limit_the_count_is_exact(user):
     body = api_client_for(user).get(TRANSACTIONS_PATH, {"page_size": 2}).json()
 
     assert body["count"] == 3
+
+
+def test_a_page_past_the_rows_but_within_a_too_high_estimate_is_empty_not_an_error(
+    user, monkeypatch
+):
+    monkeypatch.setattr(LedgerPaginator, "exact_limit", 3)
+    monkeypatch.setattr("payments.pagination.estimated_count", lambda queryset: 40)
+    add_rows(user, 7)
+    client = api_client_for(user)
+
+    last = client.get(TRANSACTIONS_PATH, {"page_size": 2, "page": 4}).json()
+    past = client.get(TRANSACTIONS_PATH, {"page_size": 2, "page": 20}).json()
+
+    assert (last["count"], len(last["results"]), last["next"]) == (40, 1, None)
+    assert (past["results"], past["next"]) == ([], None)
+    assert client.get(TRANSACTIONS_PATH, {"page_size": 2, "page": 21}).status_code == 404
