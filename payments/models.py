@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from payments.enums import (
@@ -156,8 +157,16 @@ class Transaction(ForObject):
             models.Index(fields=["phone_number", "created_at"], name="mpesa_txn_phone_created"),
             models.Index(fields=["user", "created_at"], name="mpesa_txn_user_created"),
             models.Index(fields=["created_at"], name="mpesa_txn_created"),
-            models.Index(fields=["mpesa_receipt_number"], name="mpesa_txn_receipt"),
-            models.Index(fields=["account_reference"], name="mpesa_txn_account_ref"),
+            # The back-office search (selectors.transaction_search): a receipt by its first
+            # characters (LIKE 'NLJ7%' needs the pattern operator class on PostgreSQL unless the
+            # database collation is "C"; equality uses it too; other databases ignore it), an
+            # account reference whole in any case (UPPER(account_reference) = UPPER(...)).
+            models.Index(
+                fields=["mpesa_receipt_number"],
+                name="mpesa_txn_receipt_prefix",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            models.Index(Upper("account_reference"), name="mpesa_txn_account_ref_upper"),
             models.Index(fields=["needs_review", "created_at"], name="mpesa_txn_review_created"),
             models.Index(fields=["for_content_type", "for_object_id"], name="mpesa_txn_for_object"),
         ]

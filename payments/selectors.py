@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from datetime import datetime, time, timedelta
 
 from django.contrib.contenttypes.models import ContentType
@@ -10,6 +12,8 @@ from django.utils import timezone
 
 from payments.conf import is_missing, payments_settings
 from payments.daraja.dates import NAIROBI
+from payments.daraja.errors import InvalidPhoneNumberError
+from payments.daraja.phone import normalize_phone_number
 from payments.enums import (
     FINAL_STATUSES,
     CallbackOutcome,
@@ -36,6 +40,41 @@ def transaction_visible_to(user) -> QuerySet[Transaction]:
     if not user.has_perm("payments.view_transaction"):
         queryset = queryset.filter(user=user)
     return queryset
+
+
+# An M-Pesa receipt is ten upper-case letters and digits (NLJ7RT61SV): from four of them on, a
+# search matches receipts starting with them (fewer would list a good part of the ledger).
+RECEIPT_PREFIX = re.compile(r"[A-Z0-9]{4,10}")
+
+
+def transaction_search(queryset: QuerySet[Transaction], term: str) -> QuerySet[Transaction]:
+    """The transactions of ``queryset`` that ``term`` names: an M-Pesa receipt (whole or its
+    first four characters or more, any case), a phone number in any accepted form (07…, 2547…,
+    +254…), an account reference (whole, any case), a CheckoutRequestID, a conversation id or
+    an originator conversation id (whole).
+
+    Only exact and prefix matches, each served by an index (models.Transaction.Meta): a
+    "contains" match reads every row of the ledger, and the ledger grows by the day.
+    """
+    term = " ".join(term.split())
+    if not term:
+        return queryset
+    upper = term.upper()
+    receipt = (
+        Q(mpesa_receipt_number__startswith=upper)
+        if RECEIPT_PREFIX.fullmatch(upper)
+        else Q(mpesa_receipt_number=upper)
+    )
+    match = (
+        receipt
+        | Q(account_reference__iexact=term)
+        | Q(checkout_request_id=term)
+        | Q(conversation_id=term)
+        | Q(originator_conversation_id=term)
+    )
+    with contextlib.suppress(InvalidPhoneNumberError):  # not a phone number: the rest
+        match |= Q(phone_number=normalize_phone_number(term))
+    return queryset.filter(match)
 
 
 def transactions_for(obj: Model) -> QuerySet[Transaction]:

@@ -8,12 +8,14 @@ import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import CharField
 from rest_framework.filters import SearchFilter
 
 from payments.daraja.errors import InvalidPhoneNumberError
 from payments.daraja.phone import normalize_phone_number
 from payments.enums import TransactionStatus, TransactionType
 from payments.models import Transaction
+from payments.selectors import transaction_search
 
 
 def _normalized_or_same(value: str) -> str:
@@ -80,12 +82,20 @@ class TransactionFilter(django_filters.FilterSet):
 
 
 class TransactionSearchFilter(SearchFilter):
-    """Search receipt, account reference and phone; a phone in any form finds its number."""
+    """``?search=``: one term, matched whole or by its start as selectors.transaction_search
+    says, never inside a value (no index serves that on a large ledger)."""
 
-    def get_search_terms(self, request):
+    search_description = (
+        "A receipt number (whole, or its first 4 characters or more), a phone number in any "
+        "accepted form (07…, 2547…, +254…), an account reference (whole), a CheckoutRequestID "
+        "or a conversation id (whole). Any case; matches never start mid-value."
+    )
+
+    def filter_queryset(self, request, queryset, view):
+        value = request.query_params.get(self.search_param, "")
         try:
-            terms = super().get_search_terms(request)
+            # DRF's own field refuses a NUL; our 400s name the parameter.
+            term = CharField(trim_whitespace=False, allow_blank=True).run_validation(value)
         except ValidationError as exc:
-            # DRF refuses a NUL without naming the parameter; our 400s name it.
             raise ValidationError({self.search_param: exc.detail}) from None
-        return [_normalized_or_same(term) for term in terms]
+        return transaction_search(queryset, term)

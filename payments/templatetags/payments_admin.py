@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import template
 
+from payments.admin.ledger_list import date_drilldown
 from payments.selectors import payments_dashboard
 from payments.services.alerts import alerts_open_counts
 
@@ -52,3 +53,9 @@ def payments_dashboard_tag() -> dict:
             "bars": bars,
         },
     }
+
+
+@register.inclusion_tag("admin/date_hierarchy.html", name="ledger_date_hierarchy")
+def ledger_date_hierarchy_tag(cl) -> dict:
+    """The ledger's date drilldown, drawn without reading the listed rows."""
+    return date_drilldown(cl)

@@ -37,6 +37,7 @@ from payments.api.views.base import (
     transaction_answer,
 )
 from payments.models import IdempotencyKey, Transaction
+from payments.pagination import EXACT_COUNT_LIMIT, LedgerPaginator
 from payments.selectors import transaction_may_query, transaction_visible_to
 from payments.services.idempotency import (
     idempotency_key_answered,
@@ -123,6 +124,10 @@ class StkPushStatusView(PaymentsAPIView):
 
 
 class TransactionPagination(PageNumberPagination):
+    """Numbered pages; ``count`` is exact up to 10,000 transactions and PostgreSQL's estimate
+    beyond (LedgerPaginator): counting a whole ledger costs more than the page itself."""
+
+    django_paginator_class = LedgerPaginator
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
@@ -140,6 +145,14 @@ class TransactionPagination(PageNumberPagination):
                 {self.page_size_query_param: [f"must be a number from 1 to {self.max_page_size}"]}
             )
         return int(raw)
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"]["count"]["description"] = (
+            f"The number of matching transactions: exact up to {EXACT_COUNT_LIMIT:,}, "
+            "PostgreSQL's estimate beyond (`next` is exact either way)."
+        )
+        return paginated
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
         bounds = {
@@ -169,7 +182,9 @@ class TransactionViewSet(PaymentsAPIPolicies, ReadOnlyModelViewSet):
         TransactionSearchFilter,
         OrderingFilter,
     )
-    search_fields = ("mpesa_receipt_number", "account_reference", "phone_number")
+    # TransactionSearchFilter matches its own fields (selectors.transaction_search); DRF shows
+    # the search box only where search_fields is set.
+    search_fields = ("mpesa_receipt_number", "phone_number", "account_reference")
     ordering_fields = ("created_at", "amount", "status", "transaction_date")
     ordering = ("-created_at",)
 
