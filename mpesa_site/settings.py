@@ -106,7 +106,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = int(
     env.str("DATABASE_CONN_MAX_AGE", default="") or (0 if DEBUG else 60)
 )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The development server, its simulator thread and the callbacks it posts write at once. A
+    # transaction that reads before it writes (select_for_update is a no-op here) would fail
+    # with "database is locked" at once instead of waiting: take the write lock at BEGIN.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # An unreachable server fails a request (and /readyz) in seconds rather than hanging it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 

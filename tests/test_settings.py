@@ -364,6 +364,18 @@ def test_database_connections_persist_without_debug_and_are_checked_before_reuse
     assert printed == f"({kept}, True)"
 
 
+def test_sqlite_transactions_take_the_write_lock_at_begin_and_wait_for_it(tmp_path):
+    # make screenshots (runserver, the simulator's callbacks and an API push writing at once)
+    # failed an STK push with a 500 "database is locked": a deferred transaction that has read
+    # cannot wait for the write lock.
+    printed = django_values(
+        clean_env(tmp_path, debug=True),
+        "__import__('django.conf').conf.settings.DATABASES['default']['OPTIONS']",
+    )
+
+    assert printed == "{'transaction_mode': 'IMMEDIATE', 'timeout': 20}"
+
+
 def preflight(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "scripts/serve_preflight.py"],
