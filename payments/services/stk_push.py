@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from datetime import datetime, timedelta
@@ -182,13 +183,57 @@ def stk_push_initiate(
         raise PaymentsNotConfiguredError(f"M-Pesa payments are misconfigured: {exc}") from exc
 
     try:
-        locked = _acknowledgement_merge(transaction, ack, ask_first=False)
+        locked = _acknowledgement_apply_unchanged(transaction, ack)
+        if locked is None:
+            locked = _acknowledgement_merge(transaction, ack, ask_first=False)
     except IntegrityError:
         # Another row holds the CheckoutRequestID (the unique column refused it): nothing was
         # written; merged again, asking first, the push is flagged.
         locked = _acknowledgement_merge(transaction, ack, ask_first=True)
     logger.info("stk push accepted for %s", transaction.pk, extra=log_extra)
     return locked
+
+
+def _acknowledgement_apply_unchanged(
+    transaction: Transaction, ack: StkPushResponse
+) -> Transaction | None:
+    """The usual case in one UPDATE, no lock read: the row is as this request inserted it
+    (still unknown, no CheckoutRequestID, not flagged, not saved since: its updated_at), so
+    the merge of ``_acknowledgement_merge`` is known without reading it. None when the row
+    changed meanwhile (its callback came first, say): the caller merges under the lock.
+    Raises IntegrityError when another row holds the CheckoutRequestID.
+    """
+    now = timezone.now()
+    metadata = {
+        **transaction.metadata,
+        "acknowledgement": ack.raw,
+        "customer_message": ack.customer_message,
+    }
+    # Inside a caller's transaction (tests), a savepoint: the unique column's refusal must
+    # not break it. Outside one, the UPDATE is its own transaction.
+    in_transaction = db_transaction.get_connection().in_atomic_block
+    with db_transaction.atomic() if in_transaction else contextlib.nullcontext():
+        updated = Transaction.objects.filter(
+            pk=transaction.pk,
+            status=S.UNKNOWN,
+            checkout_request_id__isnull=True,
+            needs_review=False,
+            updated_at=transaction.updated_at,
+        ).update(
+            merchant_request_id=ack.merchant_request_id,
+            checkout_request_id=ack.checkout_request_id,
+            status=S.PENDING,
+            metadata=metadata,
+            updated_at=now,
+        )
+    if not updated:
+        return None
+    transaction.merchant_request_id = ack.merchant_request_id
+    transaction.checkout_request_id = ack.checkout_request_id
+    transaction.transition_to(S.PENDING)
+    transaction.metadata = metadata
+    transaction.updated_at = now
+    return transaction
 
 
 def _acknowledgement_merge(

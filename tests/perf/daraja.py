@@ -1,8 +1,8 @@
 """A Daraja double on loopback for the benchmarks: OAuth, STK Push and STK Query, counted.
 
 Run as its own process (python -m tests.perf.daraja PORT_FILE) so that its work does not share
-the load driver's interpreter. GET /_counts answers the requests counted per path; POST /_reset
-sets them to zero.
+the load driver's interpreter. GET /_counts answers the requests counted per path, GET /_queries
+when each push was queried; POST /_reset forgets both.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import itertools
 import json
 import sys
 import threading
+import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +22,11 @@ STK_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 
 _numbers = itertools.count(1)
+# Unique across runs on one database: a CheckoutRequestID is a unique column.
+_RUN = uuid.uuid4().hex[:8]
 _counts: dict[str, int] = {}
+# When each push was asked about (STK Query), by CheckoutRequestID.
+_queries: dict[str, list[float]] = {}
 _counts_lock = threading.Lock()
 
 
@@ -31,7 +37,7 @@ def answer(path: str) -> dict:
     if path == STK_PATH:
         return {
             "MerchantRequestID": f"bench-{number}",
-            "CheckoutRequestID": f"ws_CO_bench_{number}",
+            "CheckoutRequestID": f"ws_CO_bench_{_RUN}_{number}",
             "ResponseCode": "0",
             "ResponseDescription": "Success. Request accepted for processing",
             "CustomerMessage": "Success. Request accepted for processing",
@@ -57,14 +63,23 @@ class Handler(BaseHTTPRequestHandler):
             with _counts_lock:
                 self._send(200, dict(_counts))
             return
+        if path == "/_queries":
+            with _counts_lock:
+                self._send(200, dict(_queries))
+            return
         self._serve(path)
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
+        if path == STK_QUERY_PATH:
+            checkout_request_id = json.loads(body).get("CheckoutRequestID", "")
+            with _counts_lock:
+                _queries.setdefault(checkout_request_id, []).append(time.time())
         if path == "/_reset":
             with _counts_lock:
                 _counts.clear()
+                _queries.clear()
             self._send(200, {})
             return
         self._serve(path)

@@ -114,6 +114,8 @@ def profile(what: str, count: int) -> None:
         send(client, requests_[5:])
         profiler.disable()
         took = (time.perf_counter() - began) / (len(requests_) - 5) * 1000
+        if os.environ.get("PROFILE_OUT"):  # for pstats: python -m pstats FILE
+            profiler.dump_stats(f"{os.environ['PROFILE_OUT']}.{label}")
         print(f"\n=== {label}: {took:.2f} ms per request (under the profiler) ===")
         for order in ("cumulative", "tottime"):
             out = io.StringIO()
