@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run serve test fuzz concurrency lint format check clean screenshots host-check
+.PHONY: run serve test fuzz concurrency bench lint format check clean screenshots host-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ fuzz: $(VENV)/.installed-dev
 # Races with real threads; needs DATABASE_URL=postgres://... (skipped on SQLite).
 concurrency: $(VENV)/.installed-dev
 	$(BIN)/pytest -m concurrency
+
+# The hot paths against bare Django baselines on gunicorn (4 sync workers) + PostgreSQL + Redis
+# on loopback; prints one Markdown table (tests/perf/README.md). Creates and drops its own
+# database (mpesa_bench) and empties Redis database 14. BENCH_QUICK=1 for small counts,
+# BENCH_ROWS=10000,300000,1000000 for the 1M-row list figures.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.perf.run
 
 check: $(VENV)/.installed-dev .env
 	$(BIN)/python manage.py check

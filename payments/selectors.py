@@ -77,6 +77,19 @@ def transaction_search(queryset: QuerySet[Transaction], term: str) -> QuerySet[T
     return queryset.filter(match)
 
 
+def transaction_visible_or_none(user, **lookup) -> Transaction | None:
+    """The transaction ``lookup`` names (by a unique column) if ``user`` may see it, as
+    ``transaction_visible_to``; None otherwise. Read first, so that its owner (the app polling
+    its own push) costs no permission lookup."""
+    # A unique column: no ORDER BY (``first()`` would add one).
+    found = list(Transaction.objects.filter(**lookup).order_by()[:1])
+    if not found:
+        return None
+    transaction = found[0]
+    owns = transaction.user_id is not None and transaction.user_id == user.pk
+    return transaction if owns or user.has_perm("payments.view_transaction") else None
+
+
 def transactions_for(obj: Model) -> QuerySet[Transaction]:
     """The transactions linked to the host's ``obj`` (``for_object``), newest first: its
     payments, payouts and their refunds."""

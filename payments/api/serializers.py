@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -126,7 +127,27 @@ class ForObjectSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="Its primary key, as text.")
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+class FieldsBuiltOnce:
+    """A ModelSerializer whose fields are built from the model once per class, then copied for
+    each instance: building them took 1.4 of the 1.8 ms of a status poll's answer, and DRF's
+    deep copy of them half as much again. A shallow copy is enough for fields that keep no
+    state of their own once bound (DRF binds each copy to its serializer); a nested
+    serializer among them is deep-copied, as DRF does."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        built = type(self).__dict__.get("_fields_built_once")
+        if built is None:
+            built = super().get_fields()  # type: ignore[misc]
+            type(self)._fields_built_once = built
+        return {
+            name: copy.deepcopy(field)
+            if isinstance(field, serializers.BaseSerializer)
+            else copy.copy(field)
+            for name, field in built.items()
+        }
+
+
+class TransactionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     message = serializers.CharField(
         source="customer_message", read_only=True, help_text="One sentence for the customer."
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from rest_framework.throttling import SimpleRateThrottle
+from collections import defaultdict
+from collections.abc import Iterable
+
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from payments.conf import payments_settings
 from payments.daraja.errors import InvalidPhoneNumberError
@@ -59,3 +62,40 @@ class CheckoutClientThrottle(_SettingsRateThrottle):
 
     def get_cache_key(self, request, view) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def throttle_waits(throttles: Iterable[BaseThrottle], request, view) -> list[float | None]:
+    """DRF's check of a view's throttles (each allowed one counts the request, as DRF's own
+    loop does), the waits of those that refuse it; in two cache round trips instead of two per
+    throttle: every history read with one ``get_many``, the counted ones written with one
+    ``set_many``. A throttle that is not a SimpleRateThrottle on the same cache is asked alone.
+    """
+    throttles = list(throttles)
+    keyed: list[tuple[SimpleRateThrottle, str]] = []
+    waits: list[float | None] = []
+    cache = next((t.cache for t in throttles if isinstance(t, SimpleRateThrottle)), None)
+    for throttle in throttles:
+        if not isinstance(throttle, SimpleRateThrottle) or throttle.cache is not cache:
+            if not throttle.allow_request(request, view):
+                waits.append(throttle.wait())
+            continue
+        key = throttle.get_cache_key(request, view) if throttle.rate is not None else None
+        if key is not None:
+            keyed.append((throttle, key))
+    if not keyed:
+        return waits
+    histories = cache.get_many([key for _, key in keyed])
+    writes: dict[int, dict[str, list[float]]] = defaultdict(dict)
+    for throttle, key in keyed:
+        throttle.key, throttle.now = key, throttle.timer()
+        throttle.history = list(histories.get(key, []))
+        while throttle.history and throttle.history[-1] <= throttle.now - throttle.duration:
+            throttle.history.pop()
+        if len(throttle.history) >= throttle.num_requests:
+            waits.append(throttle.wait())
+        else:
+            throttle.history.insert(0, throttle.now)
+            writes[throttle.duration][key] = throttle.history
+    for duration, values in writes.items():
+        cache.set_many(values, duration)
+    return waits

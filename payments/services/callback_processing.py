@@ -48,6 +48,9 @@ from payments.services.stk_push import stk_payment_book, stk_result_apply
 
 logger = logging.getLogger(__name__)
 
+# What an STK callback may set on its push before the result's own fields (stk_result_apply).
+ADOPTED_IDS = ("checkout_request_id", "merchant_request_id")
+
 
 def _process_stk_callback(event: CallbackEvent) -> None:
     transaction = _locked_transaction(event)
@@ -82,6 +85,7 @@ def _process_stk_callback(event: CallbackEvent) -> None:
             result_desc=callback.result_desc,
             source=f"callback:{event.pk}",
             details=_callback_details(callback),
+            also_changed=ADOPTED_IDS,
         )
         _settle_event(event, CallbackOutcome.PROCESSED, "")
         return
@@ -92,6 +96,7 @@ def _process_stk_callback(event: CallbackEvent) -> None:
         source=f"callback:{event.pk}",
         transaction_date=callback.transaction_date,
         details=_callback_details(callback),
+        also_changed=ADOPTED_IDS,
     )
     if holder is not None:
         _reject(
@@ -316,7 +321,8 @@ def _locked_transaction(event: CallbackEvent) -> Transaction | None:
     its body must never be applied to a transaction it does not describe.
     """
     expected = CALLBACK_KIND_OWNERS[event.kind]
-    transaction = Transaction.objects.select_for_update().filter(callback_token=event.token).first()
+    # The token is unique: no ORDER BY (``first()`` would add one).
+    transaction = _first(Transaction.objects.select_for_update().filter(callback_token=event.token))
     if transaction is None:
         _settle_unowned(event)
     elif transaction.transaction_type != expected:
@@ -334,7 +340,7 @@ def _locked_transaction(event: CallbackEvent) -> Transaction | None:
 def _locked_inquiry(event: CallbackEvent) -> DarajaInquiry | None:
     """The locked inquiry the event's URL is for, as ``_locked_transaction``."""
     expected = CALLBACK_KIND_OWNERS[event.kind]
-    inquiry = DarajaInquiry.objects.select_for_update().filter(token=event.token).first()
+    inquiry = _first(DarajaInquiry.objects.select_for_update().filter(token=event.token))
     if inquiry is None:
         _settle_unowned(event)
     elif inquiry.kind != expected:
@@ -347,6 +353,12 @@ def _locked_inquiry(event: CallbackEvent) -> DarajaInquiry | None:
         return None
     event.inquiry = inquiry
     return inquiry
+
+
+def _first(queryset):
+    """The one row of a lookup by a unique column, or None."""
+    rows = list(queryset.order_by()[:1])
+    return rows[0] if rows else None
 
 
 def _settle_unowned(event: CallbackEvent) -> None:

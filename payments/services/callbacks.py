@@ -82,14 +82,21 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
     processor = PROCESSORS[event.kind]
     try:
         with db_transaction.atomic():
-            locked = CallbackEvent.objects.select_for_update().get(pk=event.pk)
-            if locked.outcome in SETTLED_OUTCOMES:
-                return locked
-            processor(locked)
-            locked.processed_at = timezone.now()
+            # The lock and the one column that can have changed since ``event`` was read (a
+            # replay may have settled it): the body, up to 64 KiB, is in memory already.
+            outcome = (
+                CallbackEvent.objects.select_for_update()
+                .filter(pk=event.pk)
+                .values_list("outcome", flat=True)
+                .get()
+            )
+            if outcome in SETTLED_OUTCOMES:
+                return CallbackEvent.objects.get(pk=event.pk)
+            processor(event)
+            event.processed_at = timezone.now()
             # Never the body again: it may be 64 KiB, and it is stored already.
-            locked.save(update_fields=PROCESSED_FIELDS)
-        return locked
+            event.save(update_fields=PROCESSED_FIELDS)
+        return event
     except Exception:
         logger.exception("callback event %s failed to process", event.pk)
         CallbackEvent.objects.filter(pk=event.pk).update(

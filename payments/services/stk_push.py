@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from payments.daraja.errors import (
     InvalidFieldError,
 )
 from payments.daraja.phone import mask_phone_number
+from payments.daraja.responses import StkPushResponse
 from payments.enums import TransactionStatus, TransactionType, stk_result_outcome
 from payments.exceptions import PaymentsError, PaymentsNotConfiguredError, PaymentValidationError
 from payments.gateway import get_daraja_client
@@ -48,6 +50,26 @@ ACCOUNT_REFERENCE_RULE = (
 )
 TRANSACTION_DESC_MAX = 100
 AWAITING_RESULT = (S.PENDING, S.UNKNOWN)
+# What merging Daraja's acknowledgement into a push writes.
+ACKNOWLEDGEMENT_FIELDS = (
+    "merchant_request_id",
+    "metadata",
+    "checkout_request_id",
+    "status",
+    "needs_review",
+    "review_reason",
+    "updated_at",
+)
+# What settling a push with its result writes (stk_result_apply).
+RESULT_FIELDS = (
+    "status",
+    "result_code",
+    "result_desc",
+    "mpesa_receipt_number",
+    "transaction_date",
+    "metadata",
+    "updated_at",
+)
 # A checkout link is for one payment: these statuses have paid it, or still may.
 CHECKOUT_LINK_USED_STATUSES = (S.PENDING, S.UNKNOWN, S.AWAITING_RECEIPT, S.SUCCESS, S.REVERSED)
 
@@ -160,6 +182,70 @@ def stk_push_initiate(
         request_error_record(transaction=transaction, exc=exc, refused=True)
         raise PaymentsNotConfiguredError(f"M-Pesa payments are misconfigured: {exc}") from exc
 
+    try:
+        locked = _acknowledgement_apply_unchanged(transaction, ack)
+        if locked is None:
+            locked = _acknowledgement_merge(transaction, ack, ask_first=False)
+    except IntegrityError:
+        # Another row holds the CheckoutRequestID (the unique column refused it): nothing was
+        # written; merged again, asking first, the push is flagged.
+        locked = _acknowledgement_merge(transaction, ack, ask_first=True)
+    logger.info("stk push accepted for %s", transaction.pk, extra=log_extra)
+    return locked
+
+
+def _acknowledgement_apply_unchanged(
+    transaction: Transaction, ack: StkPushResponse
+) -> Transaction | None:
+    """The usual case in one UPDATE, no lock read: the row is as this request inserted it
+    (still unknown, no CheckoutRequestID, not flagged, not saved since: its updated_at), so
+    the merge of ``_acknowledgement_merge`` is known without reading it. None when the row
+    changed meanwhile (its callback came first, say): the caller merges under the lock.
+    Raises IntegrityError when another row holds the CheckoutRequestID.
+    """
+    now = timezone.now()
+    metadata = {
+        **transaction.metadata,
+        "acknowledgement": ack.raw,
+        "customer_message": ack.customer_message,
+    }
+    # Inside a caller's transaction (tests), a savepoint: the unique column's refusal must
+    # not break it. Outside one, the UPDATE is its own transaction.
+    in_transaction = db_transaction.get_connection().in_atomic_block
+    with db_transaction.atomic() if in_transaction else contextlib.nullcontext():
+        updated = Transaction.objects.filter(
+            pk=transaction.pk,
+            status=S.UNKNOWN,
+            checkout_request_id__isnull=True,
+            needs_review=False,
+            updated_at=transaction.updated_at,
+        ).update(
+            merchant_request_id=ack.merchant_request_id,
+            checkout_request_id=ack.checkout_request_id,
+            status=S.PENDING,
+            metadata=metadata,
+            updated_at=now,
+        )
+    if not updated:
+        return None
+    transaction.merchant_request_id = ack.merchant_request_id
+    transaction.checkout_request_id = ack.checkout_request_id
+    transaction.transition_to(S.PENDING)
+    transaction.metadata = metadata
+    transaction.updated_at = now
+    return transaction
+
+
+def _acknowledgement_merge(
+    transaction: Transaction, ack: StkPushResponse, *, ask_first: bool
+) -> Transaction:
+    """Merge Daraja's acknowledgement into the push under its lock, in one transaction.
+
+    Whether another push holds the acknowledged CheckoutRequestID is asked of the database
+    first only when ``ask_first`` or when the push has an id already (its callback came
+    first); otherwise the unique column answers, raising IntegrityError: one query fewer on
+    every push.
+    """
     with db_transaction.atomic():
         locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
         locked.merchant_request_id = ack.merchant_request_id
@@ -168,12 +254,15 @@ def stk_push_initiate(
             "acknowledgement": ack.raw,
             "customer_message": ack.customer_message,
         }
-        holder = (
-            Transaction.objects.filter(checkout_request_id=ack.checkout_request_id)
-            .exclude(pk=locked.pk)
-            .values_list("pk", flat=True)
-            .first()
-        )
+        holder = None
+        if ask_first or locked.checkout_request_id is not None:
+            holder = (
+                Transaction.objects.filter(checkout_request_id=ack.checkout_request_id)
+                .exclude(pk=locked.pk)
+                .values_list("pk", flat=True)
+                .order_by()
+                .first()
+            )
         if holder is not None:
             # Daraja named another push of ours: neither its callback nor a query can tell
             # this one apart any more. It stays unknown, for a person.
@@ -186,8 +275,7 @@ def stk_push_initiate(
             # The callback may already have settled it: an acknowledgement never undoes that.
             if locked.status == S.UNKNOWN:
                 locked.transition_to(S.PENDING)
-        locked.save()
-    logger.info("stk push accepted for %s", transaction.pk, extra=log_extra)
+        locked.save(update_fields=ACKNOWLEDGEMENT_FIELDS)
     return locked
 
 
@@ -209,6 +297,8 @@ def stk_push_refresh_if_stale(*, transaction: Transaction) -> Transaction:
     if background_busy(limit=payments_settings.STK_QUERY_THREADS):
         return transaction
     interval = timedelta(seconds=payments_settings.STK_QUERY_INTERVAL)
+    if transaction.last_queried_at is not None and transaction.last_queried_at > now - interval:
+        return transaction  # asked lately, as the row just read says: no claim to try
     claimed = (
         Transaction.objects.filter(pk=transaction.pk, status__in=AWAITING_RESULT)
         .filter(Q(last_queried_at__isnull=True) | Q(last_queried_at__lte=now - interval))
@@ -304,6 +394,7 @@ def stk_payment_book(
     source: str,
     transaction_date: datetime | None = None,
     details: dict[str, Any] | None = None,
+    also_changed: tuple[str, ...] | None = None,
 ) -> Transaction | None:
     """Book a locked push as paid under its M-Pesa receipt, once across STK and C2B.
 
@@ -312,26 +403,30 @@ def stk_payment_book(
     signal is sent. Returns the row that holds the receipt when it is another push's: the
     caller refuses the result. The caller checked amount and phone.
     """
-    holder = _receipt_holder(receipt_number, transaction)
-    if holder is None:
-        try:
-            # A savepoint: a copy of this payment booked concurrently wins the unique receipt.
-            with db_transaction.atomic():
-                stk_result_apply(
-                    transaction=transaction,
-                    result_code="0",
-                    result_desc=result_desc,
-                    source=source,
-                    receipt_number=receipt_number,
-                    transaction_date=transaction_date,
-                    details=details,
-                )
-            return None
-        except IntegrityError:
-            transaction.refresh_from_db()
-            holder = _receipt_holder(receipt_number, transaction)
-            if holder is None:
-                raise
+    # Booked first, asked after: the unique receipt constraint finds a holder (a C2B row whose
+    # confirmation came first, a copy booked concurrently) without a lookup on every payment.
+    # The savepoint keeps the transaction usable when it does.
+    before = {name: getattr(transaction, name) for name in RESULT_FIELDS}
+    try:
+        with db_transaction.atomic():
+            stk_result_apply(
+                transaction=transaction,
+                result_code="0",
+                result_desc=result_desc,
+                source=source,
+                receipt_number=receipt_number,
+                transaction_date=transaction_date,
+                details=details,
+                also_changed=also_changed,
+            )
+        return None
+    except IntegrityError:
+        # Nothing was written: the push is as it was before, the caller's changes included.
+        for name, value in before.items():
+            setattr(transaction, name, value)
+        holder = _receipt_holder(receipt_number, transaction)
+        if holder is None:
+            raise
     if holder.transaction_type != TransactionType.C2B:
         return holder
     transaction.transition_to(S.SUCCESS)
@@ -390,10 +485,13 @@ def stk_result_apply(
     receipt_number: str | None = None,
     transaction_date: datetime | None = None,
     details: dict[str, Any] | None = None,
+    also_changed: tuple[str, ...] | None = None,
 ) -> None:
     """Move a locked transaction to the status of ``result_code`` and schedule its signal.
 
     The caller holds the row lock and has checked that the transition is allowed.
+    ``also_changed`` names the fields the caller changed on it beforehand: only those and the
+    result's are written (a callback's hot path). None (the default) writes every field.
     """
     outcome = stk_result_outcome(result_code)
     transaction.transition_to(outcome.status)
@@ -407,7 +505,10 @@ def stk_result_apply(
         **transaction.metadata,
         "result": {"source": source, "result_code": result_code, **(details or {})},
     }
-    transaction.save()
+    if also_changed is None:
+        transaction.save()
+    else:
+        transaction.save(update_fields=(*RESULT_FIELDS, *also_changed))
     signal = payment_succeeded if outcome.status == S.SUCCESS else payment_failed
     send_on_commit(signal, transaction=transaction)
     logger.info(
