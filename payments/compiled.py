@@ -2,7 +2,8 @@
 
 The ORM builds and compiles a queryset on every call: ~0.5 ms CPU per statement, as much as
 the round trip to PostgreSQL. A SELECT of a fixed shape whose one parameter needs no field
-conversion (a token, a primary key) is compiled once here instead and executed on the cursor.
+conversion (a token, a primary key) is compiled once here instead and executed on the cursor;
+a row read as a model goes through the fields' converters and ``from_db`` as the ORM's own.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 PROBE = "\x01compiled-query-probe\x01"
 
 
 class CompiledQuery:
-    """``build(value)`` compiled once per database alias, ``value`` bound at each call.
+    """``build(value)`` compiled once per database alias and thread, ``value`` bound per call.
 
     ``build`` is called with a probe value to find where the parameter goes, so the probe must
     pass through the field unchanged: use it for text and integer lookups only
@@ -32,30 +33,70 @@ class CompiledQuery:
         self._build = build
         self._probe = probe
         self._exists = exists
-        self._compiled: dict[str, tuple[str, tuple[Any, ...], int]] = {}
+        # Per database alias and thread: the fields' converters are bound to the connection's
+        # operations, and Django's connections are per thread.
+        self._compiled: dict[tuple[str, int], _Compiled] = {}
         self._lock = threading.Lock()
 
-    def _sql(self, alias: str) -> tuple[str, tuple[Any, ...], int]:
-        compiled = self._compiled.get(alias)
+    def _sql(self, alias: str) -> _Compiled:
+        key = (alias, threading.get_ident())
+        compiled = self._compiled.get(key)
         if compiled is None:
             query = self._build(self._probe).query
             if self._exists:
                 query = query.exists()
-            sql, params = query.get_compiler(alias).as_sql()
+            compiler = query.get_compiler(alias)
+            sql, params = compiler.as_sql()
             positions = [n for n, param in enumerate(params) if param == self._probe]
             if len(positions) != 1:
                 raise ValueError(f"the probe must appear once among the parameters: {params!r}")
-            compiled = (sql, tuple(params), positions[0])
+            compiled = _Compiled(sql, tuple(params), positions[0], compiler)
             with self._lock:
-                self._compiled[alias] = compiled
+                self._compiled[key] = compiled
         return compiled
 
     def first_row(self, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
         """The first row the query returns for ``value`` (its columns as the cursor gives
         them: no field converters), or None."""
-        sql, params, position = self._sql(using)
-        bound = list(params)
-        bound[position] = value
+        compiled = self._sql(using)
+        bound = list(compiled.params)
+        bound[compiled.position] = value
         with connections[using].cursor() as cursor:
-            cursor.execute(sql, bound)
+            cursor.execute(compiled.sql, bound)
             return cursor.fetchone()
+
+    def first_instance(self, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> Model | None:
+        """The first row as a model instance, as the queryset would give it, or None. For a
+        queryset of one model's own columns (no ``select_related``, ``only`` or annotations)."""
+        compiled = self._sql(using)
+        if compiled.model is None:
+            raise TypeError("not a queryset of one model's own columns")
+        row = self.first_row(value, using=using)
+        if row is None:
+            return None
+        connection = connections[using]
+        values = list(row)
+        for position, (converters, expression) in compiled.converters.items():
+            for converter in converters:
+                values[position] = converter(values[position], expression, connection)
+        return compiled.model.from_db(using, compiled.attnames, values)
+
+
+class _Compiled:
+    """One query's SQL and parameters, where the bound value goes, and what reading a row
+    as its model needs (the model, its columns' attribute names, the fields' converters)."""
+
+    def __init__(self, sql: str, params: tuple[Any, ...], position: int, compiler) -> None:
+        self.sql, self.params, self.position = sql, params, position
+        self.model = self.attnames = None
+        self.converters: dict[int, tuple[list, Any]] = {}
+        klass_info = compiler.klass_info
+        related = klass_info and klass_info.get("related_klass_infos")
+        if klass_info is None or compiler.annotation_col_map or related:
+            return
+        columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        if klass_info["select_fields"] != list(range(len(columns))):
+            return
+        self.model = klass_info["model"]
+        self.attnames = [column.target.attname for column in columns]
+        self.converters = compiler.get_converters(columns)
