@@ -100,3 +100,40 @@ class _Compiled:
         self.model = klass_info["model"]
         self.attnames = [column.target.attname for column in columns]
         self.converters = compiler.get_converters(columns)
+
+
+class CompiledUpdate:
+    """``UPDATE <table> SET <fields> WHERE <pk> = %s`` of a saved instance, its SQL built once.
+
+    What ``instance.save(update_fields=fields)`` writes, each value prepared by its field as
+    the ORM does, without the ORM's per-call building (~0.5 ms CPU). No ``pre_save`` hooks
+    (auto_now fields are refused) and no model signals: for hot-path writes of plain columns.
+    Returns the number of rows updated.
+    """
+
+    def __init__(self, model: type[Model], field_names: tuple[str, ...]) -> None:
+        self._model = model
+        self._fields = [model._meta.get_field(name) for name in field_names]
+        for field in self._fields:
+            if getattr(field, "auto_now", False) or not field.concrete or field.primary_key:
+                raise ValueError(f"{field.name}: not a plain column")
+        self._sql: dict[str, str] = {}
+
+    def run(self, instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> int:
+        connection = connections[using]
+        sql = self._sql.get(using)
+        if sql is None:
+            quote = connection.ops.quote_name
+            columns = ", ".join(f"{quote(field.column)} = %s" for field in self._fields)
+            meta = self._model._meta
+            # Names quoted from the model's meta; every value is bound.
+            sql = f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+            self._sql[using] = sql
+        params = [
+            field.get_db_prep_save(getattr(instance, field.attname), connection)
+            for field in self._fields
+        ]
+        params.append(self._model._meta.pk.get_db_prep_value(instance.pk, connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
-from payments.compiled import CompiledQuery
+from payments.compiled import CompiledQuery, CompiledUpdate
 from payments.enums import CallbackOutcome
 from payments.models import CallbackEvent
 from payments.services.callback_processing import PROCESSORS
@@ -31,6 +31,9 @@ _EVENT_LOCK = CompiledQuery(
     lambda pk: CallbackEvent.objects.select_for_update().filter(pk=pk).values_list("outcome"),
     probe=-1,
 )
+
+# What processing writes on an event, as save(update_fields=PROCESSED_FIELDS), built once.
+_EVENT_PROCESSED = CompiledUpdate(CallbackEvent, PROCESSED_FIELDS)
 
 
 def callback_event_record(
@@ -99,7 +102,8 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
             processor(event)
             event.processed_at = timezone.now()
             # Never the body again: it may be 64 KiB, and it is stored already.
-            event.save(update_fields=PROCESSED_FIELDS)
+            if not _EVENT_PROCESSED.run(event):
+                raise CallbackEvent.DoesNotExist(f"callback event {event.pk}")
         return event
     except Exception:
         logger.exception("callback event %s failed to process", event.pk)

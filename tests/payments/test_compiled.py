@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import transaction as db_transaction
 
-from payments.compiled import CompiledQuery
+from payments.compiled import CompiledQuery, CompiledUpdate
 from payments.models import CallbackEvent, Transaction
 
 from .conftest import stk_transaction
@@ -60,3 +60,29 @@ def test_a_value_bound_in_two_places_is_refused():
     query = CompiledQuery(lambda text: CallbackEvent.objects.filter(token=text, kind=text))
     with pytest.raises(ValueError, match="once"):
         query.first_row("stk")
+
+
+def test_an_update_writes_what_save_with_update_fields_writes():
+    push = stk_transaction(checkout_request_id="ws_CO_3")
+    event = CallbackEvent.objects.create(kind="stk", token=push.callback_token, body="{}")
+    update = CompiledUpdate(CallbackEvent, ("outcome", "error", "processed_at", "transaction"))
+    event.outcome, event.error = "processed", "ü note"
+    event.processed_at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    event.transaction = push
+    event.body = "not written"
+    assert update.run(event) == 1
+    stored = CallbackEvent.objects.get(pk=event.pk)
+    assert (stored.outcome, stored.error, stored.transaction_id, stored.body) == (
+        "processed",
+        "ü note",
+        push.pk,
+        "{}",
+    )
+    assert stored.processed_at == event.processed_at
+    event.pk += 1
+    assert update.run(event) == 0
+
+
+def test_an_update_of_an_auto_now_column_is_refused():
+    with pytest.raises(ValueError, match="plain column"):
+        CompiledUpdate(Transaction, ("updated_at",))
