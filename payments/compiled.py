@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
 
 PROBE = "\x01compiled-query-probe\x01"
 
@@ -50,7 +51,7 @@ class CompiledQuery:
             positions = [n for n, param in enumerate(params) if param == self._probe]
             if len(positions) != 1:
                 raise ValueError(f"the probe must appear once among the parameters: {params!r}")
-            compiled = _Compiled(sql, tuple(params), positions[0], compiler)
+            compiled = _Compiled(sql, tuple(params), positions[0], compiler, alias)
             with self._lock:
                 self._compiled[key] = compiled
         return compiled
@@ -67,7 +68,8 @@ class CompiledQuery:
 
     def first_instance(self, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> Model | None:
         """The first row as a model instance, as the queryset would give it, or None. For a
-        queryset of one model's own columns (no ``select_related``, ``only`` or annotations)."""
+        queryset of a model's columns and its ``select_related`` ones (no ``only``,
+        ``values`` or annotations)."""
         compiled = self._sql(using)
         if compiled.model is None:
             raise TypeError("not a queryset of one model's own columns")
@@ -79,26 +81,35 @@ class CompiledQuery:
         for position, (converters, expression) in compiled.converters.items():
             for converter in converters:
                 values[position] = converter(values[position], expression, connection)
-        return compiled.model.from_db(using, compiled.attnames, values)
+        instance = compiled.model.from_db(using, compiled.attnames, values[: compiled.width])
+        for populator in compiled.related_populators:
+            populator.populate(values, instance)
+        return instance
 
 
 class _Compiled:
     """One query's SQL and parameters, where the bound value goes, and what reading a row
     as its model needs (the model, its columns' attribute names, the fields' converters)."""
 
-    def __init__(self, sql: str, params: tuple[Any, ...], position: int, compiler) -> None:
+    def __init__(
+        self, sql: str, params: tuple[Any, ...], position: int, compiler, alias: str
+    ) -> None:
         self.sql, self.params, self.position = sql, params, position
         self.model = self.attnames = None
+        self.width = 0
+        self.related_populators: list = []
         self.converters: dict[int, tuple[list, Any]] = {}
         klass_info = compiler.klass_info
-        related = klass_info and klass_info.get("related_klass_infos")
-        if klass_info is None or compiler.annotation_col_map or related:
+        if klass_info is None or compiler.annotation_col_map:
             return
         columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
-        if klass_info["select_fields"] != list(range(len(columns))):
+        own = klass_info["select_fields"]
+        if own != list(range(len(own))) or compiler.query.deferred_loading != (frozenset(), True):
             return
         self.model = klass_info["model"]
-        self.attnames = [column.target.attname for column in columns]
+        self.width = len(own)
+        self.attnames = [column.target.attname for column in columns[: self.width]]
+        self.related_populators = get_related_populators(klass_info, compiler.select, alias)
         self.converters = compiler.get_converters(columns)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 from django.db import transaction as db_transaction
+from django.test.utils import CaptureQueriesContext
 
 from payments.compiled import CompiledQuery, CompiledUpdate
 from payments.models import CallbackEvent, Transaction
@@ -86,3 +88,19 @@ def test_an_update_writes_what_save_with_update_fields_writes():
 def test_an_update_of_an_auto_now_column_is_refused():
     with pytest.raises(ValueError, match="plain column"):
         CompiledUpdate(Transaction, ("updated_at",))
+
+
+def test_a_row_with_its_select_related_row_equals_the_orms(user):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=user)
+    query = CompiledQuery(lambda key: Token.objects.select_related("user").filter(key=key))
+    read = query.first_instance(token.key)
+    expected = Token.objects.select_related("user").get(key=token.key)
+    assert (read.key, read.user_id, read.created) == (token.key, user.pk, expected.created)
+    with CaptureQueriesContext(connection) as captured:
+        read_user = read.user  # joined: no second query
+    assert len(captured.captured_queries) == 0
+    for field in type(user)._meta.concrete_fields:
+        assert getattr(read_user, field.attname) == getattr(expected.user, field.attname)
+    assert query.first_instance("no such key") is None
