@@ -122,6 +122,8 @@ if CACHES["default"]["BACKEND"].endswith("RedisCache"):
     _redis_options = CACHES["default"].setdefault("OPTIONS", {})
     _redis_options.setdefault("socket_connect_timeout", 5)
     _redis_options.setdefault("socket_timeout", 5)
+    # Django's backend, reusing its redis-py client (mpesa_site/cache.py).
+    CACHES["default"]["BACKEND"] = "mpesa_site.cache.RedisCache"
 
 # E-mail carries mpesa_reconcile's alert digest to the Finance managers. Empty: printed on the
 # console (development); e.g. smtp+tls://user:password@smtp.example.com:587 in production.
@@ -188,7 +190,7 @@ if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with WWW-Authenticate, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "payments.api.authentication.CompiledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from payments.compiled import CompiledQuery
 from payments.conf import is_missing, payments_settings
 from payments.daraja.dates import NAIROBI
 from payments.daraja.errors import InvalidPhoneNumberError
@@ -106,11 +107,18 @@ def for_object_label(content_type_id: int | None) -> str:
     return f"{content_type.app_label}.{content_type.model}"
 
 
+# Asked before every callback is stored: compiled once (payments/compiled.py).
+_TRANSACTION_TOKEN = CompiledQuery(
+    lambda token: Transaction.objects.filter(callback_token=token), exists=True
+)
+_INQUIRY_TOKEN = CompiledQuery(lambda token: DarajaInquiry.objects.filter(token=token), exists=True)
+
+
 def callback_token_exists(token: str) -> bool:
     """Whether a transaction or an inquiry of ours owns this callback token."""
     return (
-        Transaction.objects.filter(callback_token=token).exists()
-        or DarajaInquiry.objects.filter(token=token).exists()
+        _TRANSACTION_TOKEN.first_row(token) is not None
+        or _INQUIRY_TOKEN.first_row(token) is not None
     )
 
 

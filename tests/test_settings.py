@@ -314,7 +314,7 @@ def test_redis_cache_url_is_shared_between_processes(tmp_path):
     )
 
     assert writer.returncode == 0, output_of(writer)
-    assert writer.stdout.strip() == "django.core.cache.backends.redis.RedisCache", output_of(writer)
+    assert writer.stdout.strip() == "mpesa_site.cache.RedisCache", output_of(writer)
     assert reader.returncode == 0, output_of(reader)
     assert reader.stdout.strip() == value, output_of(reader)
 

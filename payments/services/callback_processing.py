@@ -10,6 +10,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from payments.compiled import CompiledQuery
 from payments.daraja.callbacks import (
     B2CResult,
     ResultBody,
@@ -314,6 +315,15 @@ def _process_pull_notice(event: CallbackEvent) -> None:
     _settle_event(event, CallbackOutcome.PROCESSED, "")
 
 
+# The locked read of every callback's transaction, compiled once (payments/compiled.py). The
+# token is unique: no ORDER BY (``first()`` would add one).
+_TRANSACTION_BY_TOKEN = CompiledQuery(
+    lambda token: (
+        Transaction.objects.select_for_update().filter(callback_token=token).order_by()[:1]
+    )
+)
+
+
 def _locked_transaction(event: CallbackEvent) -> Transaction | None:
     """The locked transaction the event's URL is for; None once the event is settled here.
 
@@ -321,8 +331,7 @@ def _locked_transaction(event: CallbackEvent) -> Transaction | None:
     its body must never be applied to a transaction it does not describe.
     """
     expected = CALLBACK_KIND_OWNERS[event.kind]
-    # The token is unique: no ORDER BY (``first()`` would add one).
-    transaction = _first(Transaction.objects.select_for_update().filter(callback_token=event.token))
+    transaction = _TRANSACTION_BY_TOKEN.first_instance(event.token)
     if transaction is None:
         _settle_unowned(event)
     elif transaction.transaction_type != expected:

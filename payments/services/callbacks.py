@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
+from payments.compiled import CompiledQuery, CompiledUpdate
 from payments.enums import CallbackOutcome
 from payments.models import CallbackEvent
 from payments.services.callback_processing import PROCESSORS
@@ -24,6 +25,15 @@ PROCESSED_FIELDS = ("outcome", "error", "processed_at", "transaction", "inquiry"
 SETTLED_OUTCOMES = frozenset(
     {CallbackOutcome.PROCESSED, CallbackOutcome.DUPLICATE, CallbackOutcome.REJECTED}
 )
+# The event's lock, and the one column that can have changed since it was read: on every
+# callback, so compiled once (payments/compiled.py).
+_EVENT_LOCK = CompiledQuery(
+    lambda pk: CallbackEvent.objects.select_for_update().filter(pk=pk).values_list("outcome"),
+    probe=-1,
+)
+
+# What processing writes on an event, as save(update_fields=PROCESSED_FIELDS), built once.
+_EVENT_PROCESSED = CompiledUpdate(CallbackEvent, PROCESSED_FIELDS)
 
 
 def callback_event_record(
@@ -84,18 +94,16 @@ def callback_event_process(*, event: CallbackEvent) -> CallbackEvent:
         with db_transaction.atomic():
             # The lock and the one column that can have changed since ``event`` was read (a
             # replay may have settled it): the body, up to 64 KiB, is in memory already.
-            outcome = (
-                CallbackEvent.objects.select_for_update()
-                .filter(pk=event.pk)
-                .values_list("outcome", flat=True)
-                .get()
-            )
-            if outcome in SETTLED_OUTCOMES:
+            row = _EVENT_LOCK.first_row(event.pk)
+            if row is None:
+                raise CallbackEvent.DoesNotExist(f"callback event {event.pk}")
+            if row[0] in SETTLED_OUTCOMES:
                 return CallbackEvent.objects.get(pk=event.pk)
             processor(event)
             event.processed_at = timezone.now()
             # Never the body again: it may be 64 KiB, and it is stored already.
-            event.save(update_fields=PROCESSED_FIELDS)
+            if not _EVENT_PROCESSED.run(event):
+                raise CallbackEvent.DoesNotExist(f"callback event {event.pk}")
         return event
     except Exception:
         logger.exception("callback event %s failed to process", event.pk)
