@@ -8,7 +8,6 @@ a row read as a model goes through the fields' converters and ``from_db`` as the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -34,14 +33,14 @@ class CompiledQuery:
         self._build = build
         self._probe = probe
         self._exists = exists
-        # Per database alias and thread: the fields' converters are bound to the connection's
-        # operations, and Django's connections are per thread.
-        self._compiled: dict[tuple[str, int], _Compiled] = {}
-        self._lock = threading.Lock()
 
     def _sql(self, alias: str) -> _Compiled:
-        key = (alias, threading.get_ident())
-        compiled = self._compiled.get(key)
+        # Kept on the connection (Django's are per alias and thread), whose operations the
+        # fields' converters are bound to: it goes with its thread, so a server starting a
+        # thread per request (runserver) keeps no compiled query for a thread that has ended.
+        connection = connections[alias]
+        compiled_here = vars(connection).setdefault("_payments_compiled_queries", {})
+        compiled = compiled_here.get(self)
         if compiled is None:
             query = self._build(self._probe).query
             if self._exists:
@@ -52,8 +51,7 @@ class CompiledQuery:
             if len(positions) != 1:
                 raise ValueError(f"the probe must appear once among the parameters: {params!r}")
             compiled = _Compiled(sql, tuple(params), positions[0], compiler, alias)
-            with self._lock:
-                self._compiled[key] = compiled
+            compiled_here[self] = compiled
         return compiled
 
     def first_row(self, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
