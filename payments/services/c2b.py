@@ -33,7 +33,7 @@ from payments.services.common import (
     text_or_none,
     validated_shortcode,
 )
-from payments.services.stk_push import stk_payment_book
+from payments.services.stk_results import stk_payment_book
 from payments.signals import c2b_payment_received
 
 logger = logging.getLogger(__name__)

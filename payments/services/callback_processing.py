@@ -45,7 +45,7 @@ from payments.services.inquiries import (
     status_result_apply,
 )
 from payments.services.reversals import reversal_result_apply
-from payments.services.stk_push import stk_payment_book, stk_result_apply
+from payments.services.stk_results import stk_payment_book, stk_result_apply
 
 logger = logging.getLogger(__name__)
 

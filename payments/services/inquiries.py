@@ -27,7 +27,7 @@ from payments.services.common import (
     security_credential_check,
 )
 from payments.services.reversals import reversal_result_apply
-from payments.services.stk_push import stk_payment_book, stk_query_settle
+from payments.services.stk_results import stk_payment_book, stk_query_settle
 from payments.signals import balance_updated
 
 logger = logging.getLogger(__name__)

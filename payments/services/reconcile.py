@@ -21,7 +21,7 @@ from payments.gateway import get_daraja_client
 from payments.models import Transaction
 from payments.services.common import failure_signal_send
 from payments.services.inquiries import transaction_status_query
-from payments.services.stk_push import stk_query_settle
+from payments.services.stk_results import stk_query_settle
 
 logger = logging.getLogger(__name__)
 
