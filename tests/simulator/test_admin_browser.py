@@ -92,9 +92,16 @@ def test_a_manager_refunds_part_of_a_payment_found_by_its_receipt(page, simulato
     )
 
     def refunded() -> bool:
+        # The page reads the payment, then its refunds: a result committed between the two
+        # reads shows the refund settled beside the amount refunded before it. The next
+        # reload shows both.
         page.reload()
         row = reversal_row(page)
-        return row.count() == 1 and row.locator("td.field-status").inner_text() == "Success"
+        return (
+            row.count() == 1
+            and row.locator("td.field-status").inner_text() == "Success"
+            and page.locator(".field-reversed_amount .readonly").inner_text() == "40"
+        )
 
     wait_for(refunded, message="the reversal's result to show in the inline")
     row = reversal_row(page)
