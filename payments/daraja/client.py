@@ -435,9 +435,12 @@ class DarajaClient:
             "CallBackURL": _require_url(callback_url, "callback_url"),
         }
         # Registering again only answers 1001: safe to repeat.
-        body = self._post("pull_register", PULL_REGISTER_PATH, payload, retry_safe=True)
+        registered = (PULL_REGISTERED, PULL_ALREADY_REGISTERED)
+        body = self._post(
+            "pull_register", PULL_REGISTER_PATH, payload, retry_safe=True, ok_codes=registered
+        )
         answer = PullRegisterResponse.from_body(body)
-        if answer.response_status not in (PULL_REGISTERED, PULL_ALREADY_REGISTERED):
+        if answer.response_status not in registered:
             raise DarajaRequestError(
                 "Daraja did not register the shortcode for Pull Transactions",
                 error_code=answer.response_status or None,

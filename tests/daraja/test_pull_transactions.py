@@ -305,6 +305,17 @@ class TestRegister:
         assert answer.response_status == "1001"
         assert sent(daraja.calls[-1])["ShortCode"] == "600984"
 
+    @pytest.mark.parametrize("code", ["1000", "1001"])
+    def test_a_registration_answered_with_response_code_is_a_success(self, client, daraja, code):
+        # Some answers are reported with ResponseCode in place of ResponseStatus.
+        daraja.post(REGISTER_URL, json={"ResponseCode": code, "ResponseDescription": "Done"})
+
+        answer = client.pull_transactions_register(
+            nominated_number="254722000000", callback_url="https://a.co.ke/c"
+        )
+
+        assert answer.response_status == code
+
     def test_any_other_status_is_a_refusal(self, client, daraja):
         daraja.post(REGISTER_URL, json={"ResponseStatus": "1002", "ResponseDescription": "No"})
 
