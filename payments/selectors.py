@@ -87,8 +87,13 @@ def transaction_visible_or_none(user, **lookup) -> Transaction | None:
     if not found:
         return None
     transaction = found[0]
-    owns = transaction.user_id is not None and transaction.user_id == user.pk
-    return transaction if owns or user.has_perm("payments.view_transaction") else None
+    visible = _owns(user, transaction) or user.has_perm("payments.view_transaction")
+    return transaction if visible else None
+
+
+def _owns(user, transaction: Transaction) -> bool:
+    """Whether ``user`` started ``transaction`` (anonymous and system rows have no owner)."""
+    return transaction.user_id is not None and transaction.user_id == user.pk
 
 
 def transactions_for(obj: Model) -> QuerySet[Transaction]:
@@ -192,8 +197,7 @@ def transaction_may_query(user, transaction: Transaction) -> bool:
     The owner polling their own payment may; anyone else needs ``payments.query_status``, as
     seeing a transaction is not the right to spend Daraja calls on it.
     """
-    owns = transaction.user_id is not None and transaction.user_id == user.pk
-    return owns or user.has_perm("payments.query_status")
+    return _owns(user, transaction) or user.has_perm("payments.query_status")
 
 
 def balance_shortcodes() -> dict[str, str]:

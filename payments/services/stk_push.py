@@ -193,11 +193,7 @@ def _acknowledgement_apply_unchanged(
     Raises IntegrityError when another row holds the CheckoutRequestID.
     """
     now = timezone.now()
-    metadata = {
-        **transaction.metadata,
-        "acknowledgement": ack.raw,
-        "customer_message": ack.customer_message,
-    }
+    metadata = _acknowledged(transaction.metadata, ack)
     # Inside a caller's transaction (tests), a savepoint: the unique column's refusal must
     # not break it. Outside one, the UPDATE is its own transaction.
     in_transaction = db_transaction.get_connection().in_atomic_block
@@ -238,11 +234,7 @@ def _acknowledgement_merge(
     with db_transaction.atomic():
         locked = Transaction.objects.select_for_update().get(pk=transaction.pk)
         locked.merchant_request_id = ack.merchant_request_id
-        locked.metadata = {
-            **locked.metadata,
-            "acknowledgement": ack.raw,
-            "customer_message": ack.customer_message,
-        }
+        locked.metadata = _acknowledged(locked.metadata, ack)
         holder = None
         if ask_first or locked.checkout_request_id is not None:
             holder = (
@@ -266,6 +258,11 @@ def _acknowledgement_merge(
                 locked.transition_to(S.PENDING)
         locked.save(update_fields=ACKNOWLEDGEMENT_FIELDS)
     return locked
+
+
+def _acknowledged(metadata: dict[str, Any], ack: StkPushResponse) -> dict[str, Any]:
+    """A push's metadata with Daraja's acknowledgement merged in."""
+    return {**metadata, "acknowledgement": ack.raw, "customer_message": ack.customer_message}
 
 
 def stk_push_refresh_if_stale(*, transaction: Transaction) -> Transaction:
