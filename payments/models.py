@@ -523,6 +523,11 @@ class StatementLine(models.Model):
     def __str__(self) -> str:
         return f"{self.receipt}: KES {self.amount} ({self.get_category_display()})"
 
+    @property
+    def waiting_to_book(self) -> bool:
+        """A payment the statement shows and the ledger lacks, not yet booked or resolved."""
+        return self.category == StatementCategory.MISSING_FROM_LEDGER and self.resolved_at is None
+
 
 class PullTransactionsRun(models.Model):
     """One Pull Transactions sweep over a time window, and what it found.

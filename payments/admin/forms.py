@@ -10,6 +10,8 @@ from payments.conf import payments_settings
 from payments.daraja.errors import InvalidPhoneNumberError
 from payments.daraja.phone import normalize_phone_number
 from payments.enums import B2CCommand
+from payments.exceptions import PaymentValidationError
+from payments.services.statements import statement_size_check
 
 
 class RefundForm(forms.Form):
@@ -57,11 +59,10 @@ class StatementUploadForm(forms.Form):
     def clean_file(self):
         # Checked before the file is read: a huge upload waits on disk, never in memory.
         upload = self.cleaned_data["file"]
-        limit = payments_settings.STATEMENT_MAX_BYTES
-        if upload.size > limit:
-            raise forms.ValidationError(
-                f"The file is {upload.size:,} bytes; a statement may be at most {limit:,}."
-            )
+        try:
+            statement_size_check(upload.size)
+        except PaymentValidationError as exc:
+            raise forms.ValidationError(str(exc)) from None
         return upload
 
 

@@ -215,7 +215,7 @@ class StatementImportAdmin(AdminPagesMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         line = get_object_or_404(StatementLine.objects.select_related("statement"), pk=pk)
         back = HttpResponseRedirect(_report_url(line.statement_id, Category.MISSING_FROM_LEDGER))
         if request.method != "POST":
-            if line.category != Category.MISSING_FROM_LEDGER or line.resolved_at is not None:
+            if not line.waiting_to_book:
                 messages.warning(request, f"{line.receipt} is not waiting to be booked.")
                 return back
             amount = f"KES {line.paid_in:,.2f}"

@@ -75,6 +75,16 @@ class StatementImportResult:
         return statement_summary(self.lines)
 
 
+def statement_size_check(size: int) -> None:
+    """Refuse a statement of ``size`` bytes over STATEMENT_MAX_BYTES: PaymentValidationError
+    naming "file". Callers holding a file unread (an upload, a path) ask before reading it."""
+    limit = payments_settings.STATEMENT_MAX_BYTES
+    if size > limit:
+        raise PaymentValidationError(
+            "file", f"The file is {size:,} bytes; a statement may be at most {limit:,}."
+        )
+
+
 def statement_import(
     *,
     data: bytes,
@@ -90,13 +100,9 @@ def statement_import(
     a dry run stores nothing either and returns the lines it would keep. The import and its
     lines are kept, and audited (with ``details``, e.g. how a command was run).
     """
-    limit = payments_settings.STATEMENT_MAX_BYTES
     if not data:
         raise PaymentValidationError("file", "The file is empty.")
-    if len(data) > limit:
-        raise PaymentValidationError(
-            "file", f"The file is {len(data):,} bytes; a statement may be at most {limit:,}."
-        )
+    statement_size_check(len(data))
     digest = hashlib.sha256(data).hexdigest()
     file_name = storable_text(file_name)
     earlier = StatementImport.objects.filter(content_hash=digest).first()
@@ -108,7 +114,7 @@ def statement_import(
             data,
             file_name=file_name,
             max_rows=payments_settings.STATEMENT_MAX_ROWS,
-            max_unpacked=XLSX_UNPACKED_FACTOR * limit,
+            max_unpacked=XLSX_UNPACKED_FACTOR * payments_settings.STATEMENT_MAX_BYTES,
         )
     except StatementFileError as exc:
         if not dry_run:
@@ -189,7 +195,7 @@ def statement_line_book(*, line: StatementLine, user: Any) -> tuple[Transaction,
         db_transaction.atomic(),
     ):
         line = StatementLine.objects.select_for_update().select_related("statement").get(pk=line.pk)
-        if line.category != Category.MISSING_FROM_LEDGER or line.resolved_at is not None:
+        if not line.waiting_to_book:
             raise PaymentValidationError(
                 "line", f"{line.receipt} is not a statement line waiting to be booked."
             )

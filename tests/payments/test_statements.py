@@ -214,6 +214,16 @@ def test_a_file_larger_than_allowed_is_refused_before_it_is_read(settings):
         statement_import(data=b"x" * 101, file_name="big.csv")
 
 
+def test_the_command_refuses_a_file_larger_than_allowed_before_reading_it(settings, tmp_path):
+    settings.PAYMENTS = {**settings.PAYMENTS, "STATEMENT_MAX_BYTES": 100}
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"x" * 101)
+
+    with pytest.raises(CommandError, match=r"big\.csv: The file is 101 bytes; .* at most 100"):
+        call_command("mpesa_import_statement", str(path))
+    assert not StatementImport.objects.exists()
+
+
 def test_a_statement_without_a_period_takes_it_from_its_lines():
     paid("TEC0000004", 500, at(11))  # between the first and last lines
     paid("TEC0000005", 500, at(15))  # after the last line

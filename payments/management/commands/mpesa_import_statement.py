@@ -5,10 +5,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payments.conf import payments_settings
 from payments.exceptions import PaymentsError
 from payments.services.audit import command_details
-from payments.services.statements import statement_import, summary_text
+from payments.services.statements import statement_import, statement_size_check, summary_text
 
 
 class Command(BaseCommand):
@@ -25,15 +24,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         path = Path(options["file"])
-        limit = payments_settings.STATEMENT_MAX_BYTES
         try:
-            if path.stat().st_size > limit:
-                raise CommandError(
-                    f"{path}: larger than {limit:,} bytes, the most a statement may be."
-                )
+            statement_size_check(path.stat().st_size)
             data = path.read_bytes()
         except OSError as exc:
             raise CommandError(f"{path}: {exc.strerror or exc}") from None
+        except PaymentsError as exc:
+            raise CommandError(f"{path.name}: {exc.message}") from None
         try:
             result = statement_import(
                 data=data,
