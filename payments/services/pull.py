@@ -324,17 +324,6 @@ def _settle_row(
     row: PulledTransaction, *, shortcode: str, report: PullReport, details: dict[str, Any]
 ) -> None:
     with db_transaction.atomic():
-        holder = (
-            Transaction.objects.select_for_update()
-            .filter(transaction_type__in=INCOMING_TYPES, mpesa_receipt_number=row.transaction_id)
-            .first()
-        )
-        if holder is not None:
-            if Decimal(holder.amount) == row.amount:
-                report.on_ledger += 1  # booked since the page was read (its confirmation)
-            else:
-                _flag_amount(holder, row, report=report, details=details)
-            return
         problems = ()
         if row.trx_date is None and str(row.raw.get("trxDate") or "").strip():
             problems = ("trxDate is not a date: booked without one",)
@@ -344,7 +333,11 @@ def _settle_row(
             problems=problems,
         )
         if booking == C2BBooking.DUPLICATE:
-            report.on_ledger += 1
+            # On the ledger since the page was read (its confirmation came), locked.
+            if Decimal(transaction.amount) == row.amount:
+                report.on_ledger += 1
+            else:
+                _flag_amount(transaction, row, report=report, details=details)
             return
         _mark_recovered(transaction, row)
         counter = {
