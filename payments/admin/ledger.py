@@ -3,8 +3,6 @@ the audit trail and balance snapshots beside it."""
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpResponse
@@ -17,9 +15,9 @@ from payments.admin.common import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     confirmation_page,
+    csv_download,
     first_submission,
     require,
-    spreadsheet_cell,
 )
 from payments.admin.ledger_list import LedgerListMixin, LinkedTypeFilter
 from payments.admin.payouts import MoneyOutViewsMixin
@@ -226,13 +224,8 @@ class TransactionAdmin(
     def export_view(self, request) -> HttpResponse:
         require(request, "export_transactions")
         rows = list(self._selected(request).order_by("created_at"))
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="mpesa-transactions-{stamp}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(CSV_FIELDS)
-        for row in rows:
-            writer.writerow([spreadsheet_cell(getattr(row, name)) for name in CSV_FIELDS])
+        response, _ = csv_download(f"mpesa-transactions-{stamp}.csv", CSV_FIELDS, rows)
         audit_record(
             actor=request.user,
             action="export",

@@ -3,7 +3,6 @@ the ledger, export it, book what the ledger missed and settle what a person look
 
 from __future__ import annotations
 
-import csv
 import re
 import uuid
 
@@ -17,9 +16,9 @@ from payments.admin.common import (
     AdminPagesMixin,
     ReadOnlyAdminMixin,
     confirmation_page,
+    csv_download,
     first_submission,
     require,
-    spreadsheet_cell,
 )
 from payments.admin.forms import StatementResolveForm, StatementUploadForm
 from payments.enums import STATEMENT_MISMATCHES
@@ -194,14 +193,9 @@ class StatementImportAdmin(AdminPagesMixin, ReadOnlyAdminMixin, admin.ModelAdmin
             return HttpResponseRedirect(_report_url(pk))
         statement = get_object_or_404(StatementImport, pk=pk)
         lines = statement.lines.order_by("category", "completed_at", "pk")
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="mpesa-statement-{pk}-report.csv"'
-        writer = csv.writer(response)
-        writer.writerow(EXPORT_FIELDS)
-        count = 0
-        for line in lines.iterator():
-            writer.writerow([spreadsheet_cell(getattr(line, name)) for name in EXPORT_FIELDS])
-            count += 1
+        response, count = csv_download(
+            f"mpesa-statement-{pk}-report.csv", EXPORT_FIELDS, lines.iterator()
+        )
         audit_record(
             actor=request.user,
             action="statement_export",
